@@ -1,0 +1,35 @@
+# One entry point for people and CI. `make demo` and `make check` work on a fresh clone:
+# each builds the virtual environment first when it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo check lint typecheck test format clean
+
+$(BIN)/inferswarm: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/inferswarm
+	$(BIN)/inferswarm demo
+
+lint: $(BIN)/inferswarm
+	$(BIN)/ruff check lib tests locustfiles scripts
+	$(BIN)/ruff format --check lib tests locustfiles scripts
+
+typecheck: $(BIN)/inferswarm
+	$(BIN)/mypy
+
+test: $(BIN)/inferswarm
+	$(BIN)/pytest -q
+
+check: lint typecheck test
+
+format: $(BIN)/inferswarm
+	$(BIN)/ruff format lib tests locustfiles scripts
+	$(BIN)/ruff check --fix lib tests locustfiles scripts
+
+clean:
+	rm -rf $(VENV) results .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,302 @@
+"""`inferswarm` command line: run, demo, serve, validate.
+
+Exit codes: 0 success, 2 bad input (config, arguments), otherwise Locust's own exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from inferswarm.config import ConfigError, load_config, resolve_secret_headers
+from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir, read_run_json, write_json_atomic
+
+EXIT_BAD_INPUT = 2
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _error(message: str) -> int:
+    print(f"inferswarm: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    return False
+
+
+class ReferenceTarget:
+    """The reference target as a child process on a free loopback port, for demos and tests."""
+
+    def __init__(self, settings_file: Path | None, port: int | None = None) -> None:
+        self.settings_file = settings_file
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ReferenceTarget:
+        cmd = [
+            sys.executable,
+            "-m",
+            "inferswarm.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+        ]
+        if self.settings_file is not None:
+            cmd += ["--config", str(self.settings_file)]
+        self.proc = subprocess.Popen(cmd, start_new_session=True)
+        if not wait_for_http(f"{self.url}/health", 30, self.proc):
+            self.stop()
+            raise RuntimeError(f"reference target did not become healthy on {self.url}")
+        return self
+
+    def stats(self) -> dict[str, Any] | None:
+        try:
+            with urllib.request.urlopen(f"{self.url}/stats", timeout=5) as response:
+                data = json.load(response)
+                return data if isinstance(data, dict) else None
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def locust_command(
+    config_file: Path, run_dir: Path, headless: bool, host: str | None, extra: Sequence[str]
+) -> list[str]:
+    from inferswarm.entry import LOCUSTFILE
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--inferswarm-config",
+        str(config_file),
+        "--csv",
+        str(run_dir / CSV_PREFIX_NAME),
+        "--csv-full-history",
+        "--html",
+        str(run_dir / "locust_report.html"),
+        # Failed requests are data in a load test, not a failed run: gates decide the exit code.
+        "--exit-code-on-error",
+        "0",
+    ]
+    cmd.append("--headless" if headless else "--autostart")
+    if not headless:
+        cmd += ["--web-host", "127.0.0.1"]
+    if host:
+        cmd += ["--host", host]
+    return cmd + list(extra)
+
+
+def run_locust(cmd: list[str]) -> int:
+    """Run Locust as a child in its own session; SIGINT/SIGTERM to us are forwarded exactly once."""
+    proc = subprocess.Popen(cmd, start_new_session=True)
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # pragma: no cover - the handler above normally catches it
+                forward(signal.SIGINT, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> None:
+    """Fill in what a Locust process that died without its quit handler could not write."""
+    data = read_run_json(run_dir)
+    if data is None:
+        return
+    if data.get("ended_at") is None:
+        now = time.time()
+        from inferswarm.runinfo import iso
+
+        start = data.get("start_epoch_s")
+        data.update(
+            status="killed" if exit_code < 0 else "failed",
+            exit_code=exit_code,
+            ended_at=iso(now),
+            end_epoch_s=round(now, 3),
+            duration_s=round(now - start, 3) if isinstance(start, int | float) else None,
+        )
+    data.update(extra)
+    write_json_atomic(run_dir / "run.json", data)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        secrets = resolve_secret_headers(config)
+    except ConfigError as exc:
+        return _error(exc.one_line())
+    out = Path(args.out) if args.out else Path(config.output.dir)
+    run_dir = make_run_dir(out, config.name)
+    host = args.host
+    target: ReferenceTarget | None = None
+    try:
+        if args.serve_target is not None:
+            settings = Path(args.serve_target) if args.serve_target else None
+            target = ReferenceTarget(settings).__enter__()
+            host = target.url
+            print(f"inferswarm: reference target on {host}", flush=True)
+        # run.json exists from the first moment, even if Locust never gets to write its own.
+        RunRecord(run_dir, config, secrets.values()).save()
+        cmd = locust_command(Path(args.config), run_dir, not args.web, host, args.locust_args)
+        code = run_locust(cmd)
+        extra: dict[str, Any] = {}
+        if target is not None:
+            extra["reference_target"] = {"url": target.url, "stats": target.stats()}
+        finalize_run_json(run_dir, code, extra)
+    finally:
+        if target is not None:
+            target.stop()
+    print(f"inferswarm: results in {run_dir}", flush=True)
+    return code if code >= 0 else 128 - code
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    configs = PROJECT_ROOT / "configs"
+    ns = argparse.Namespace(
+        config=str(configs / "demo.yaml"),
+        out=args.out,
+        host=None,
+        serve_target=str(configs / "demo-target.yaml"),
+        web=args.web,
+        locust_args=[],
+    )
+    return cmd_run(ns)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from inferswarm.target.settings import load_target_settings
+
+    try:
+        settings = load_target_settings(args.config)
+    except ConfigError as exc:
+        return _error(exc.one_line())
+    import uvicorn
+
+    from inferswarm.target.app import create_app
+
+    uvicorn.run(
+        create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False
+    )
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return _error(exc.one_line())
+    from inferswarm.shapes import stages_for
+
+    stages = stages_for(config.load)
+    names = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)
+    print(f"{args.config}: ok: {len(config.capabilities)} capabilities: {names}")
+    print(
+        f"  load: {config.load.shape}, {len(stages)} stages, up to {max(s.users for s in stages)} users, "
+        f"{stages[-1].end_s:g} s"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inferswarm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a load test described by a config file")
+    run.add_argument("config", help="run config (YAML)")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--headless", action="store_true", default=True, help="no web UI (default)")
+    mode.add_argument("--web", action="store_true", help="start the Locust web UI on 127.0.0.1:8089")
+    run.add_argument("--out", help="base directory for the run directory (default: config output.dir)")
+    run.add_argument("--host", help="override the target base URL")
+    run.add_argument(
+        "--serve-target",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="SETTINGS",
+        help="start the reference target on a free loopback port for this run (optional settings YAML)",
+    )
+    run.add_argument("locust_args", nargs="*", help="extra Locust arguments, after --")
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="run configs/demo.yaml against a freshly started reference target")
+    demo.add_argument("--web", action="store_true", help="watch it in the Locust web UI")
+    demo.add_argument("--out", help="base directory for the run directory (default: results)")
+    demo.set_defaults(func=cmd_demo)
+
+    serve = sub.add_parser("serve", help="start the reference GPU-service target")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--config", help="target settings (YAML): slots, queue, service times")
+    serve.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    serve.set_defaults(func=cmd_serve)
+
+    validate = sub.add_parser("validate", help="check a run config and print what it would do")
+    validate.add_argument("config")
+    validate.set_defaults(func=cmd_validate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

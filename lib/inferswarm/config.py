@@ -1,0 +1,318 @@
+"""The run config: one YAML file describes the target, the capabilities, the load profile and the output.
+
+Validation is strict (unknown keys, wrong types, impossible values, missing assets are errors) and every
+error becomes a `ConfigError` naming the file, the field path and the problem in one line.
+Relative asset paths are resolved against the config file's directory; the output directory against the
+working directory (inputs belong to the config, outputs to where you run).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from inferswarm.protocols import KINDS, Capability
+from inferswarm.protocols.base import StrictModel
+
+# Header names that carry credentials; their values must come from the environment, never the YAML.
+SENSITIVE_HEADER_WORDS = (
+    "authorization",
+    "token",
+    "api-key",
+    "apikey",
+    "secret",
+    "cookie",
+    "password",
+    "livepeer",
+)
+
+
+def is_sensitive_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in SENSITIVE_HEADER_WORDS)
+
+
+class ConfigError(Exception):
+    """A config problem, reported as `file: field.path: problem`."""
+
+    def __init__(self, file: str | Path | None, field: str, problem: str) -> None:
+        self.file = str(file) if file is not None else "<config>"
+        self.field = field
+        self.problem = problem
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = f"{self.file}: {self.field}: " if self.field else f"{self.file}: "
+        return where + self.problem
+
+
+class SecretHeader(StrictModel):
+    """A request header whose value is read from an environment variable when the run starts."""
+
+    header: str = Field(min_length=1)
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    prefix: str = ""
+    """Prepended to the value, e.g. "Bearer "."""
+
+
+class TargetConfig(StrictModel):
+    base_url: str = Field(pattern=r"^https?://[^/\s]+")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: list[SecretHeader] = Field(default_factory=list)
+
+    @field_validator("headers")
+    @classmethod
+    def _no_literal_secrets(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name in headers:
+            if is_sensitive_header(name):
+                raise ValueError(
+                    f"header {name!r} looks like a credential; use secret_headers with an env var"
+                )
+        return headers
+
+
+class _PacedLoad(StrictModel):
+    per_user_rps: float | None = Field(default=None, gt=0)
+    """Per-user request rate (Locust's constant_throughput); unset means each user sends back to back."""
+
+
+class RampLoad(_PacedLoad):
+    """Seed 001's ramp: start at `step_users`, add `step_users` every `step_duration_s` up to `max_users`."""
+
+    shape: Literal["ramp"]
+    step_users: int = Field(ge=1)
+    step_duration_s: float = Field(gt=0)
+    max_users: int = Field(ge=1)
+    hold_s: float = Field(default=0.0, ge=0)
+    """Extra time at `max_users` after the last step."""
+    spawn_rate: float | None = Field(default=None, gt=0)
+    """Users started per second within a step; default: the whole step at once (step_users per second)."""
+
+    @model_validator(mode="after")
+    def _max_covers_step(self) -> RampLoad:
+        if self.max_users < self.step_users:
+            raise ValueError(f"max_users ({self.max_users}) must be >= step_users ({self.step_users})")
+        return self
+
+
+class StageSpec(StrictModel):
+    duration_s: float = Field(gt=0)
+    users: int = Field(ge=0)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    """Users started or stopped per second; default: reach `users` within one second."""
+    name: str | None = None
+
+
+class StagesLoad(_PacedLoad):
+    shape: Literal["stages"]
+    stages: list[StageSpec] = Field(min_length=1)
+
+
+LoadConfig = Annotated[RampLoad | StagesLoad, Field(discriminator="shape")]
+
+
+class OutputConfig(StrictModel):
+    dir: str = "results"
+
+
+class RunConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    target: TargetConfig
+    assets_dir: str = "../test-assets"
+    capabilities: list[Capability] = Field(min_length=1)
+    load: LoadConfig
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _unique_names(cls, capabilities: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for cap in capabilities:
+            if cap.name in seen:
+                raise ValueError(f"capability name {cap.name!r} is used twice")
+            seen.add(cap.name)
+        return capabilities
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this config was loaded from, if any."""
+        return self._source
+
+    @property
+    def assets_path(self) -> Path:
+        base = self._source.parent if self._source else Path.cwd()
+        return (base / self.assets_dir).resolve()
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last."""
+
+
+def _construct_mapping(
+    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
+) -> dict[Any, Any]:
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, turning every I/O and syntax problem into a ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, "", f"cannot read file: {exc}") from None
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, "", f"YAML syntax error: {where}{exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(path, "", f"YAML syntax error: {exc}") from None
+
+
+def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
+    """Model fields for an annotation (resolving unions by the raw input's tag), else None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return dict(annotation.model_fields)
+    for arg in get_args(annotation):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            fields = arg.model_fields
+            for tag in ("kind", "shape"):
+                if tag in fields and isinstance(raw, dict):
+                    allowed = get_args(fields[tag].annotation)
+                    if raw.get(tag) in allowed:
+                        return dict(fields)
+        elif get_origin(arg) is not None or get_args(arg):
+            found = _fields_of(arg, raw)
+            if found is not None:
+                return found
+    return None
+
+
+def _walk(loc: tuple[Any, ...], data: Any) -> tuple[str, list[str] | None]:
+    """Render a pydantic location as `a.b[0].c` without union tags; also return the valid keys there."""
+    parts: list[str] = []
+    annotation: Any = RunConfig
+    raw = data
+    valid: list[str] | None = None
+    for element in loc:
+        if isinstance(element, int):
+            parts.append(f"[{element}]")
+            raw = raw[element] if isinstance(raw, list) and element < len(raw) else None
+            args = get_args(annotation)
+            annotation = args[0] if args else Any
+            continue
+        fields = _fields_of(annotation, raw)
+        if fields is None or element not in fields:
+            if (
+                isinstance(raw, dict)
+                and element not in raw
+                and element in (raw.get("kind"), raw.get("shape"))
+            ):
+                continue  # a discriminated union's tag, not a real key
+            valid = sorted(fields) if fields is not None else None
+            parts.append(("." if parts else "") + str(element))
+            raw = raw.get(element) if isinstance(raw, dict) else None
+            annotation = Any
+            continue
+        parts.append(("." if parts else "") + str(element))
+        raw = raw.get(element) if isinstance(raw, dict) else None
+        annotation = fields[element].annotation
+    return "".join(parts), valid
+
+
+def _describe(error: Any, data: Any) -> tuple[str, str]:
+    path, valid = _walk(tuple(error["loc"]), data)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        key = path.rsplit(".", 1)[-1]
+        hint = ""
+        if valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(valid)})"
+        return path, f"unknown key {key!r}{hint}"
+    if kind == "missing":
+        return path, "required field is missing"
+    if kind == "union_tag_invalid":
+        tag = error.get("ctx", {}).get("discriminator", "").strip("'")
+        expected = error.get("ctx", {}).get("expected_tags", "")
+        got = error.get("ctx", {}).get("tag", "")
+        return f"{path}.{tag}" if path else tag, f"unknown {tag} {got!r}; valid: {expected}"
+    if kind == "union_tag_not_found":
+        tag = error.get("ctx", {}).get("discriminator", "").strip("'")
+        valid_tags = ", ".join(KINDS) if tag == "kind" else "ramp, stages"
+        return f"{path}.{tag}" if path else tag, f"required field is missing (one of: {valid_tags})"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    return path, message
+
+
+def parse_config(data: Any, source: Path | None = None) -> RunConfig:
+    """Validate already-parsed YAML data; `source` anchors relative paths and error messages."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "top level must be a mapping of keys to values")
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        field, problem = _describe(errors[0], data)
+        more = (
+            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+            if len(errors) > 1
+            else ""
+        )
+        raise ConfigError(source, field, problem + more) from None
+    config._source = source.resolve() if source else None
+    _check_assets(config, source)
+    return config
+
+
+def _check_assets(config: RunConfig, source: Path | None) -> None:
+    assets = config.assets_path
+    for index, cap in enumerate(config.capabilities):
+        for field, path in cap.resolve_paths(assets):
+            if not path.is_file():
+                raise ConfigError(source, f"capabilities[{index}].{field}", f"asset file not found: {path}")
+
+
+def load_config(path: str | os.PathLike[str]) -> RunConfig:
+    """Read and validate a run config file. Raises ConfigError."""
+    file = Path(path)
+    return parse_config(read_yaml(file), file)
+
+
+def resolve_secret_headers(config: RunConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Header values for `target.secret_headers`, read from the environment. Missing variables are errors."""
+    env = os.environ if environ is None else environ
+    headers: dict[str, str] = {}
+    for index, secret in enumerate(config.target.secret_headers):
+        value = env.get(secret.env)
+        if not value:
+            raise ConfigError(
+                config.source,
+                f"target.secret_headers[{index}].env",
+                f"environment variable {secret.env} is not set",
+            )
+        headers[secret.header] = secret.prefix + value
+    return headers

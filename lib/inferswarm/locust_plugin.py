@@ -1,0 +1,144 @@
+"""The wiring between an inferswarm config and a Locust process.
+
+`bootstrap()` is called by a locustfile at import time, because Locust discovers user classes by
+importing the locustfile before it parses the full command line: it finds the config path (from
+`--inferswarm-config` or `INFERSWARM_CONFIG`), validates it, builds the user and shape classes, and
+registers the listeners. Everything that needs the running environment happens in Locust's `init`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from locust import events, stats
+from locust.env import Environment
+from locust.runners import WorkerRunner
+
+from inferswarm.config import ConfigError, RunConfig, load_config, resolve_secret_headers
+from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
+from inferswarm.shapes import RecordingShape, StageRecorder, shape_class_for
+from inferswarm.users import build_user_classes
+
+CONFIG_ARG = "--inferswarm-config"
+CONFIG_ENV = "INFERSWARM_CONFIG"
+# Locust flushes its CSVs every 5 s by default; a run killed hard would lose that much.
+CSV_FLUSH_INTERVAL_S = 1
+
+log = logging.getLogger("inferswarm")
+
+
+def config_path_from(argv: list[str], environ: dict[str, str] | os._Environ[str]) -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(CONFIG_ARG, dest="config")
+    known, _ = parser.parse_known_args(argv)
+    return known.config or environ.get(CONFIG_ENV) or None
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"inferswarm: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class InferswarmPlugin:
+    """Owns the run directory of a local or master Locust process."""
+
+    def __init__(self, config: RunConfig, secrets: dict[str, str]) -> None:
+        self.config = config
+        self.secrets = secrets
+        self.record: RunRecord | None = None
+        self.recorder: StageRecorder | None = None
+        self.shape: RecordingShape | None = None
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            CONFIG_ARG,
+            env_var=CONFIG_ENV,
+            default=None,
+            help="inferswarm run config (YAML)",
+            include_in_web_ui=False,
+        )
+
+    def on_init(self, environment: Environment, **_: Any) -> None:
+        options = environment.parsed_options
+        if options is None:
+            return
+        given = getattr(options, "inferswarm_config", None)
+        if given and self.config.source and Path(given).resolve() != self.config.source:
+            fail(f"{CONFIG_ARG} {given} differs from the config the user classes were built from")
+        if isinstance(environment.runner, WorkerRunner):
+            return  # the master owns the run directory
+        stats.CSV_STATS_FLUSH_INTERVAL_SEC = CSV_FLUSH_INTERVAL_S
+
+        if options.csv_prefix:
+            run_dir = Path(options.csv_prefix).parent
+            prefix = Path(options.csv_prefix).name
+        else:
+            run_dir = make_run_dir(Path(self.config.output.dir), self.config.name)
+            prefix = CSV_PREFIX_NAME
+            log.warning(
+                "no --csv given: Locust's CSVs are not written; run.json and stages go to %s", run_dir
+            )
+
+        self.recorder = StageRecorder(run_dir / f"{prefix}_stages.csv")
+        if isinstance(environment.shape_class, RecordingShape):
+            self.shape = environment.shape_class
+            self.shape.recorder = self.recorder
+
+        mode = "master" if options.master else "local"
+        files = {
+            "stages": f"{prefix}_stages.csv",
+            "stats": f"{prefix}_stats.csv",
+            "stats_history": f"{prefix}_stats_history.csv",
+            "failures": f"{prefix}_failures.csv",
+            "exceptions": f"{prefix}_exceptions.csv",
+        }
+        self.record = RunRecord(run_dir, self.config, self.secrets.values())
+        self.record.start(
+            mode=mode,
+            headless=bool(options.headless),
+            target=environment.host or self.config.target.base_url,
+            csv_prefix=prefix if options.csv_prefix else None,
+            planned_duration_s=self.shape.planned_duration_s if self.shape else None,
+            files=files,
+        )
+        environment.events.test_start.add_listener(self.on_test_start)
+        environment.events.quit.add_listener(self.on_quit)
+
+    def on_test_start(self, **_: Any) -> None:
+        if self.record is not None and self.record.data.get("test_start_epoch_s") is None:
+            self.record.update(test_start_epoch_s=round(time.time(), 3))
+
+    def on_quit(self, exit_code: int, **_: Any) -> None:
+        if self.recorder is not None:
+            self.recorder.finish()
+        if self.record is not None:
+            completed = self.shape is None or self.shape.completed
+            self.record.end("completed" if completed else "interrupted", exit_code)
+
+
+def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
+    """Populate a locustfile's namespace from the run config; exit 2 with one line on a bad config."""
+    path = config_path_from(sys.argv[1:], os.environ)
+    if path is None:
+        fail(f"no run config: pass {CONFIG_ARG} FILE or set {CONFIG_ENV}")
+        raise AssertionError("unreachable")
+    try:
+        config = load_config(path)
+        secrets = resolve_secret_headers(config)
+    except ConfigError as exc:
+        fail(exc.one_line())
+        raise AssertionError("unreachable") from exc
+    for user_class in build_user_classes(config, secrets):
+        namespace[user_class.__name__] = user_class
+    shape = shape_class_for(config.load)
+    namespace[shape.__name__] = shape
+    plugin = InferswarmPlugin(config, secrets)
+    events.init_command_line_parser.add_listener(plugin.add_arguments)
+    events.init.add_listener(plugin.on_init)
+    return plugin
