@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inferswarm.config import ConfigError, read_yaml
 from inferswarm.protocols.base import StrictModel
@@ -73,12 +73,13 @@ class TargetSettings(StrictModel):
     """Seed for service-time sampling; null for a different sequence each start."""
     capabilities: dict[str, CapabilitySettings] = Field(default_factory=_default_capabilities)
 
-    @model_validator(mode="after")
-    def _known_capabilities(self) -> TargetSettings:
-        unknown = sorted(set(self.capabilities) - set(KNOWN_CAPABILITIES))
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: dict[str, CapabilitySettings]) -> dict[str, CapabilitySettings]:
+        unknown = sorted(set(value) - set(KNOWN_CAPABILITIES))
         if unknown:
             raise ValueError(f"unknown capability {unknown[0]!r}; valid: {', '.join(KNOWN_CAPABILITIES)}")
-        return self
+        return value
 
     def for_capability(self, name: str) -> CapabilitySettings:
         return self.capabilities.get(name) or _default_capabilities()[name]
