@@ -254,7 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferswarm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run a load test described by a config file")
+    run = sub.add_parser(
+        "run",
+        help="run a load test described by a config file",
+        epilog="Arguments after -- go to Locust unchanged, e.g. -- --loglevel DEBUG",
+    )
     run.add_argument("config", help="run config (YAML)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", default=True, help="no web UI (default)")
@@ -269,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SETTINGS",
         help="start the reference target on a free loopback port for this run (optional settings YAML)",
     )
-    run.add_argument("locust_args", nargs="*", help="extra Locust arguments, after --")
     run.set_defaults(func=cmd_run)
 
     demo = sub.add_parser("demo", help="run configs/demo.yaml against a freshly started reference target")
@@ -293,7 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` is passed to Locust untouched (argparse would try to read it).
+    extra: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, extra = argv[:split], argv[split + 1 :]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if extra and args.command != "run":
+        parser.error("arguments after -- are only for `inferswarm run`")
+    args.locust_args = extra
     result: int = args.func(args)
     return result
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -268,6 +269,18 @@ def _describe(error: Any, data: Any) -> tuple[str, str]:
     return path, message
 
 
+def _prioritised(described: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Unknown keys first; a "missing" error explained by a misspelt key's suggestion is dropped."""
+    suggested = set()
+    for field, problem in described:
+        match = re.search(r"did you mean '([^']+)'", problem)
+        if match:
+            parent = field.rsplit(".", 1)[0] if "." in field else ""
+            suggested.add(f"{parent}.{match.group(1)}" if parent else match.group(1))
+    kept = [d for d in described if not (d[1] == "required field is missing" and d[0] in suggested)]
+    return sorted(kept, key=lambda d: not d[1].startswith("unknown key"))
+
+
 def parse_config(data: Any, source: Path | None = None) -> RunConfig:
     """Validate already-parsed YAML data; `source` anchors relative paths and error messages."""
     if not isinstance(data, dict):
@@ -275,13 +288,10 @@ def parse_config(data: Any, source: Path | None = None) -> RunConfig:
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        field, problem = _describe(errors[0], data)
-        more = (
-            f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
-            if len(errors) > 1
-            else ""
-        )
+        described = _prioritised([_describe(e, data) for e in exc.errors()])
+        field, problem = described[0]
+        extra = len(described) - 1
+        more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
         raise ConfigError(source, field, problem + more) from None
     config._source = source.resolve() if source else None
     _check_assets(config, source)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,9 @@ class InferswarmPlugin:
         if isinstance(environment.runner, WorkerRunner):
             return  # the master owns the run directory
         stats.CSV_STATS_FLUSH_INTERVAL_SEC = CSV_FLUSH_INTERVAL_S
+        # Headless Locust installs its SIGTERM handler only after a shape has finished, so a SIGTERM
+        # mid-run would kill it without final CSVs. Until then, treat SIGTERM exactly like Ctrl+C.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
         if options.csv_prefix:
             run_dir = Path(options.csv_prefix).parent

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import logging
+import os
 import random
 import time
 from typing import Any
@@ -119,10 +121,23 @@ async def parse_json(request: Request, limit: int, model: type[BaseModel], optio
 class TargetState:
     def __init__(self, settings: TargetSettings) -> None:
         self.settings = settings
+        self.token: str | None = None
+        if settings.auth_token_env:
+            self.token = os.environ.get(settings.auth_token_env)
+            if not self.token:
+                raise ValueError(f"auth_token_env: environment variable {settings.auth_token_env} is not set")
         self.gpu = SimulatedGpu(settings.slots, settings.queue_depth)
         self.rng = random.Random(settings.seed)
         self.requests: dict[str, int] = {}
         self.started = time.time()
+
+    def require_auth(self, request: Request) -> None:
+        """The ai-runner's bearer check: 401 with WWW-Authenticate when the token is wrong or missing."""
+        if self.token is None:
+            return
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+            raise ApiError(401, "Invalid bearer token.")
 
     async def work(self, capability: str) -> float:
         """Occupy the simulated GPU (or not) for one sampled service time; returns it in ms."""
@@ -145,7 +160,10 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.message)
+        response = error_response(exc.status, exc.message)
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
 
     @app.exception_handler(CapacityExceeded)
     async def _capacity(_: Request, __: CapacityExceeded) -> JSONResponse:
@@ -178,6 +196,7 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.post("/text-to-image")
     async def text_to_image(request: Request) -> dict[str, Any]:
+        state.require_auth(request)
         body: TextToImageRequest = await parse_json(request, limit, TextToImageRequest)
         service_ms = await state.work("text-to-image")
         seed = body.seed if body.seed is not None else state.rng.randrange(2**32)
@@ -197,6 +216,7 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.post("/prompt-enhance")
     async def prompt_enhance(request: Request) -> dict[str, Any]:
+        state.require_auth(request)
         body: PromptEnhanceRequest = await parse_json(request, limit, PromptEnhanceRequest)
         service_ms = await state.work("prompt-enhance")
         return {
@@ -211,6 +231,7 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.post("/image-to-text")
     async def image_to_text(request: Request) -> dict[str, Any]:
+        state.require_auth(request)
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("multipart/form-data"):
             raise ApiError(415, "Content-Type must be multipart/form-data")
@@ -235,6 +256,7 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.post("/gpu-check")
     async def gpu_check(request: Request) -> dict[str, Any]:
+        state.require_auth(request)
         body: GpuCheckRequest = await parse_json(request, limit, GpuCheckRequest, optional=True)
         await state.work("gpu-check")
         # NVML calls block; keep them off the event loop.

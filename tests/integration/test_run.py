@@ -1,0 +1,215 @@
+"""Real headless Locust runs against the reference target on loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferswarm.cli import ReferenceTarget
+from tests.conftest import REPO, base_config
+from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
+
+pytestmark = pytest.mark.integration
+
+StartTarget = Callable[[dict[str, Any]], ReferenceTarget]
+SLOW_100MS = {"service_time": {"distribution": "fixed", "mean_ms": 100}, "gpu": True}
+TWO_SLOTS = {
+    "slots": 2,
+    "queue_depth": 0,
+    "capabilities": {name: SLOW_100MS for name in ("text-to-image", "prompt-enhance", "gpu-check")},
+}
+
+
+def seed_000_config(target: ReferenceTarget, **load: Any) -> dict[str, Any]:
+    ramp = {"shape": "ramp", "step_users": 2, "step_duration_s": 2, "max_users": 6, "per_user_rps": 10}
+    ramp.update(load)
+    return base_config(
+        target={"base_url": target.url, "request_timeout_s": 10},
+        capabilities=[
+            {
+                "name": "text-to-image",
+                "kind": "json",
+                "path": "/text-to-image",
+                "params": {"prompt": "a cat"},
+            },
+            {
+                "name": "prompt-enhance",
+                "kind": "json",
+                "path": "/prompt-enhance",
+                "params": {"prompt": "a dog"},
+            },
+            {"name": "gpu-check", "kind": "json", "path": "/gpu-check", "params": {"agent_id": "t"}},
+        ],
+        load=ramp,
+    )
+
+
+def test_headless_ramp_run(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    target = start_target(TWO_SLOTS)
+    config = write_config(seed_000_config(target))
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out))
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    run_dir = only_run_dir(out)
+    assert f"results in {run_dir}" in stdout
+    assert run_dir.name.endswith("-t")
+
+    # Every capability sent requests, under its fixed stats name.
+    stats = {r["Name"]: r for r in read_csv(run_dir / "locust_stats.csv")}
+    assert set(stats) == {"text-to-image", "prompt-enhance", "gpu-check", "Aggregated"}
+    assert all(int(r["Request Count"]) > 0 for r in stats.values())
+
+    # The recorded stages are the configured steps, each about its planned length.
+    stages = read_csv(run_dir / "locust_stages.csv")
+    assert [(s["users"], s["completed"]) for s in stages] == [("2", "true"), ("4", "true"), ("6", "true")]
+    for stage in stages:
+        assert 1.0 <= float(stage["end_epoch_s"]) - float(stage["start_epoch_s"]) <= 3.5
+
+    # The history's user count climbs in the configured steps and never goes down.
+    history = aggregated_history(run_dir)
+    users = [int(r["User Count"]) for r in history]
+    assert users == sorted(users)
+    assert {2, 4, 6} <= set(users) <= {0, 2, 4, 6}
+
+    # Capacity failures only once users exceed the 2 slots, and labelled as capacity.
+    step2_start = float(stages[1]["start_epoch_s"])
+    before = [r for r in history if int(r["Timestamp"]) < step2_start - 0.5]
+    assert before and all(int(r["Total Failure Count"]) == 0 for r in before)
+    failures = read_csv(run_dir / "locust_failures.csv")
+    assert failures and {f["Error"] for f in failures} == {"capacity: HTTP 503"}
+    assert int(stats["Aggregated"]["Failure Count"]) == sum(int(f["Occurrences"]) for f in failures) > 0
+    target_stats = target.stats()
+    assert target_stats is not None
+    # Locust drops the requests its users had in flight when the shape stopped them; the target saw them.
+    unreported = target_stats["gpu"]["rejected"] - int(stats["Aggregated"]["Failure Count"])
+    assert 0 <= unreported <= 6
+
+    run = read_json(run_dir / "run.json")
+    assert (run["status"], run["exit_code"], run["mode"], run["headless"]) == ("completed", 0, "local", True)
+    assert run["name"] == "t" and run["config"]["load"]["max_users"] == 6
+    assert run["target"] == target.url and run["planned_duration_s"] == 6
+    assert run["start_epoch_s"] <= float(stages[0]["start_epoch_s"]) < float(stages[-1]["end_epoch_s"])
+    assert float(stages[-1]["end_epoch_s"]) <= run["end_epoch_s"]
+    assert run["duration_s"] == pytest.approx(run["end_epoch_s"] - run["start_epoch_s"], abs=0.01)
+    assert run["versions"]["locust"] and run["versions"]["inferswarm"] == "0.1.0"
+    assert all((run_dir / name).is_file() for name in run["files"].values())
+    assert (run_dir / "locust_report.html").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_keeps_complete_outputs(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path, signum: int
+) -> None:
+    target = start_target(TWO_SLOTS)
+    config = write_config(seed_000_config(target, step_duration_s=20, max_users=10))
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        dirs = list(out.glob("*/locust_stats_history.csv")) if out.exists() else []
+        if dirs and len(aggregated_history(dirs[0].parent)) >= 2:
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("the run never wrote its stats history")
+    proc.send_signal(signum)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
+
+    run_dir = only_run_dir(out)
+    stats = {r["Name"]: r for r in read_csv(run_dir / "locust_stats.csv")}
+    assert int(stats["Aggregated"]["Request Count"]) > 0
+    assert len(aggregated_history(run_dir)) >= 2
+    stages = read_csv(run_dir / "locust_stages.csv")
+    assert stages[-1]["completed"] == "false"  # the 20 s step was cut short
+    run = read_json(run_dir / "run.json")
+    assert run["status"] == "interrupted" and run["exit_code"] == 0
+    assert run["ended_at"] and run["duration_s"] < 20
+
+
+def test_misspelt_key_exits_2_with_one_line(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    data = base_config()
+    data["load"]["step_user"] = data["load"].pop("step_users")
+    config = write_config(data)
+    proc = inferswarm("run", str(config), "--out", str(tmp_path / "results"))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"inferswarm: {config}: load.step_user: unknown key 'step_user' (did you mean 'step_users'?)"
+    ]
+    assert not (tmp_path / "results").exists()
+
+
+def test_plain_locust_with_env_config(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    target = start_target(TWO_SLOTS)
+    config = write_config(seed_000_config(target, step_duration_s=1, max_users=2))
+    prefix = tmp_path / "manual" / "locust"
+    env = {**os.environ, "INFERSWARM_CONFIG": str(config)}
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "capabilities.py"), "--headless"]
+    cmd += ["--csv", str(prefix), "--csv-full-history", "text-to-image", "gpu-check"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = {r["Name"] for r in read_csv(prefix.parent / "locust_stats.csv")}
+    assert names == {"text-to-image", "gpu-check", "Aggregated"}  # user classes picked by capability name
+    assert [s["users"] for s in read_csv(prefix.parent / "locust_stages.csv")] == ["2"]
+    assert read_json(prefix.parent / "run.json")["status"] == "completed"
+
+
+def test_plain_locust_bad_config_exits_2(write_config: Callable[..., Path]) -> None:
+    config = write_config(base_config(capabilities=[{"name": "a", "kind": "grpc", "path": "/a"}]))
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "capabilities.py"), "--headless"]
+    cmd += ["--inferswarm-config", str(config)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"inferswarm: {config}: capabilities[0].kind: unknown kind 'grpc'; valid: 'json', 'multipart'"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_secret_token_is_sent_but_never_written(
+    start_target: StartTarget,
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "tok-7f3a9c1e-never-log-me"
+    monkeypatch.setenv("TEST_TARGET_TOKEN", token)
+    target = start_target({**TWO_SLOTS, "slots": 8, "auth_token_env": "TEST_TARGET_TOKEN"})
+    data = seed_000_config(target, step_duration_s=1, max_users=2)
+    data["target"]["secret_headers"] = [{"header": "Authorization", "env": "RUN_TOKEN", "prefix": "Bearer "}]
+    config = write_config(data)
+    out = tmp_path / "results"
+
+    proc = inferswarm(
+        "run", str(config), "--out", str(out), "--", "--loglevel", "DEBUG", env={"RUN_TOKEN": token}
+    )
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    run_dir = only_run_dir(out)
+    stats = {r["Name"]: r for r in read_csv(run_dir / "locust_stats.csv")}
+    assert int(stats["Aggregated"]["Request Count"]) > 0
+    assert int(stats["Aggregated"]["Failure Count"]) == 0  # the token reached the target: no 401s
+    assert token not in stdout and token not in stderr
+    for path in run_dir.iterdir():
+        assert token not in path.read_text(errors="replace"), path.name
+
+    # Without the token the same target answers 401, classified as a client error.
+    wrong = inferswarm("run", str(config), "--out", str(tmp_path / "wrong"), env={"RUN_TOKEN": "nope"})
+    wrong.communicate(timeout=60)
+    failures = read_csv(only_run_dir(tmp_path / "wrong") / "locust_failures.csv")
+    assert {f["Error"] for f in failures} == {"client_error: HTTP 401"}
