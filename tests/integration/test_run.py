@@ -144,7 +144,7 @@ def test_misspelt_key_exits_2_with_one_line(write_config: Callable[..., Path], t
     data["load"]["step_user"] = data["load"].pop("step_users")
     config = write_config(data)
     proc = inferswarm("run", str(config), "--out", str(tmp_path / "results"))
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert stderr.strip().splitlines() == [
         f"inferswarm: {config}: load.step_user: unknown key 'step_user' (did you mean 'step_users'?)"
