@@ -123,9 +123,8 @@ def locust_command(
         "--exit-code-on-error",
         "0",
     ]
-    cmd.append("--headless" if headless else "--autostart")
-    if not headless:
-        cmd += ["--web-host", "127.0.0.1"]
+    # The web UI binds loopback; the run starts when you press Start, then the config's shape drives it.
+    cmd += ["--headless"] if headless else ["--web-host", "127.0.0.1"]
     if host:
         cmd += ["--host", host]
     return cmd + list(extra)
@@ -262,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="run config (YAML)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", default=True, help="no web UI (default)")
-    mode.add_argument("--web", action="store_true", help="start the Locust web UI on 127.0.0.1:8089")
+    mode.add_argument(
+        "--web", action="store_true", help="Locust web UI on 127.0.0.1:8089; press Start, Ctrl+C to end"
+    )
     run.add_argument("--out", help="base directory for the run directory (default: config output.dir)")
     run.add_argument("--host", help="override the target base URL")
     run.add_argument(

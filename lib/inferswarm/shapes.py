@@ -156,6 +156,7 @@ class RecordingShape(LoadTestShape):
         index = stage_at(self.stages, self.get_run_time())  # type: ignore[no-untyped-call]
         if index != self._current:
             self._current = index
+            self.completed = False  # the web UI can start the same shape again
             if self.recorder is not None:
                 self.recorder.enter(index, self.stages[index] if index is not None else None)
         if index is None:

@@ -213,3 +213,40 @@ def test_secret_token_is_sent_but_never_written(
     wrong.communicate(timeout=60)
     failures = read_csv(only_run_dir(tmp_path / "wrong") / "locust_failures.csv")
     assert {f["Error"] for f in failures} == {"client_error: HTTP 401"}
+
+
+def _success_rate(history: list[dict[str, str]], start: float, end: float) -> float:
+    rows = [r for r in history if start <= int(r["Timestamp"]) <= end]
+    assert len(rows) >= 3, rows
+    first, last = rows[0], rows[-1]
+    ok = lambda r: int(r["Total Request Count"]) - int(r["Total Failure Count"])  # noqa: E731
+    return (ok(last) - ok(first)) / (int(last["Timestamp"]) - int(first["Timestamp"]))
+
+
+def test_throughput_flattens_at_simulated_capacity(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    # 2 slots x 100 ms = at most 20 successful requests/s. Stage 1 offers 10/s, stage 2 offers 40/s.
+    # A small queue keeps both slots busy (with none, Erlang loss would carry only ~40 % of 40/s).
+    target = start_target({"slots": 2, "queue_depth": 2, "capabilities": {"prompt-enhance": SLOW_100MS}})
+    data = seed_000_config(target)
+    data["capabilities"] = data["capabilities"][1:2]
+    data["load"] = {
+        "shape": "stages",
+        "per_user_rps": 5,
+        "stages": [{"duration_s": 5, "users": 2}, {"duration_s": 8, "users": 8}],
+    }
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(write_config(data)), "--out", str(out))
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    run_dir = only_run_dir(out)
+    stages = read_csv(run_dir / "locust_stages.csv")
+    history = aggregated_history(run_dir)
+    below = _success_rate(history, float(stages[0]["start_epoch_s"]) + 1, float(stages[0]["end_epoch_s"]))
+    above = _success_rate(history, float(stages[1]["start_epoch_s"]) + 2, float(stages[1]["end_epoch_s"]))
+    assert 7 <= below <= 13  # tracks the offered 10/s
+    assert 14 <= above <= 24  # capped near 20/s although 40/s is offered
+    assert above / below < 2.8  # four times the load, nowhere near four times the throughput
+    failures = read_csv(run_dir / "locust_failures.csv")
+    assert {f["Error"] for f in failures} == {"capacity: HTTP 503"}

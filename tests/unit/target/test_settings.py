@@ -60,3 +60,11 @@ def test_defaults_cover_every_capability(write_config: Callable[..., Path]) -> N
     assert settings.slots == 3
     assert settings.for_capability("gpu-check").gpu is True
     assert settings.for_capability("text-to-image").service_time.mean_ms == 400
+
+
+def test_demo_target_settings_load() -> None:
+    from tests.conftest import REPO
+
+    settings = load_target_settings(REPO / "configs" / "demo-target.yaml")
+    assert (settings.slots, settings.queue_depth) == (4, 4)
+    assert settings.for_capability("gpu-check").gpu is True
