@@ -20,7 +20,14 @@ from types import FrameType
 from typing import Any
 
 from inferswarm.config import ConfigError, load_config, resolve_secret_headers
-from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir, read_run_json, write_json_atomic
+from inferswarm.runinfo import (
+    CSV_PREFIX_NAME,
+    RunRecord,
+    iso,
+    make_run_dir,
+    read_run_json,
+    write_json_atomic,
+)
 
 EXIT_BAD_INPUT = 2
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -140,11 +147,7 @@ def run_locust(cmd: list[str]) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while True:
-            try:
-                return proc.wait()
-            except KeyboardInterrupt:  # pragma: no cover - the handler above normally catches it
-                forward(signal.SIGINT, None)
+        return proc.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -157,8 +160,6 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
         return
     if data.get("ended_at") is None:
         now = time.time()
-        from inferswarm.runinfo import iso
-
         start = data.get("start_epoch_s")
         data.update(
             status="killed" if exit_code < 0 else "failed",

@@ -19,23 +19,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 
 from inferswarm.protocols import KINDS, Capability
 from inferswarm.protocols.base import StrictModel
-
-# Header names that carry credentials; their values must come from the environment, never the YAML.
-SENSITIVE_HEADER_WORDS = (
-    "authorization",
-    "token",
-    "api-key",
-    "apikey",
-    "secret",
-    "cookie",
-    "password",
-    "livepeer",
-)
-
-
-def is_sensitive_header(name: str) -> bool:
-    lowered = name.lower()
-    return any(word in lowered for word in SENSITIVE_HEADER_WORDS)
+from inferswarm.secrets import refuse_literal_credentials
 
 
 class ConfigError(Exception):
@@ -68,15 +52,7 @@ class TargetConfig(StrictModel):
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: list[SecretHeader] = Field(default_factory=list)
 
-    @field_validator("headers")
-    @classmethod
-    def _no_literal_secrets(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name in headers:
-            if is_sensitive_header(name):
-                raise ValueError(
-                    f"header {name!r} looks like a credential; use secret_headers with an env var"
-                )
-        return headers
+    _no_literal_secrets = field_validator("headers")(refuse_literal_credentials)
 
 
 class _PacedLoad(StrictModel):

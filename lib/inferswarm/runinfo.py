@@ -19,7 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from inferswarm.config import RunConfig, is_sensitive_header
+from inferswarm.config import RunConfig
+from inferswarm.secrets import is_sensitive_header
 
 MASK = "***"
 RUN_JSON = "run.json"

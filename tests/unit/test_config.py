@@ -77,6 +77,7 @@ BAD_CONFIGS = [
     ("target", _DELETE, "target", "required field is missing"),
     ("target.base_url", "localhost:8000", "target.base_url", "should match pattern"),
     ("target.headers", {"Authorization": "Bearer x"}, "target.headers", "looks like a credential"),
+    ("capabilities.0.headers", {"X-Api-Key": "k"}, "capabilities[0].headers", "looks like a credential"),
     ("capabilities", [], "capabilities", "at least 1 item"),
     (
         "capabilities.0.success",

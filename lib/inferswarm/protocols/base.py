@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inferswarm.secrets import refuse_literal_credentials
+
 
 class StrictModel(BaseModel):
     """Base for every config model: unknown keys and type coercion are errors, instances are immutable."""
@@ -80,6 +82,8 @@ class CapabilityBase(StrictModel):
     success: SuccessCriteria = Field(default_factory=SuccessCriteria)
     request_timeout_s: float | None = Field(default=None, gt=0)
     """Overrides the target's request timeout for this capability."""
+
+    _no_literal_secrets = field_validator("headers")(refuse_literal_credentials)
 
     def resolve_paths(self, assets_dir: Path) -> list[tuple[str, Path]]:
         """(field name, absolute path) of every asset this capability reads; checked at load time."""
