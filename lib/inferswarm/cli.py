@@ -23,7 +23,7 @@ from inferswarm.config import ConfigError, load_config, resolve_secret_headers
 from inferswarm.runinfo import (
     CSV_PREFIX_NAME,
     RunRecord,
-    iso,
+    end_fields,
     make_run_dir,
     read_run_json,
     write_json_atomic,
@@ -159,15 +159,7 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
     if data is None:
         return
     if data.get("ended_at") is None:
-        now = time.time()
-        start = data.get("start_epoch_s")
-        data.update(
-            status="killed" if exit_code < 0 else "failed",
-            exit_code=exit_code,
-            ended_at=iso(now),
-            end_epoch_s=round(now, 3),
-            duration_s=round(now - start, 3) if isinstance(start, int | float) else None,
-        )
+        data.update(end_fields(data, "killed" if exit_code < 0 else "failed", exit_code))
     data.update(extra)
     write_json_atomic(run_dir / "run.json", data)
 

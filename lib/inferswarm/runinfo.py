@@ -106,6 +106,21 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def end_fields(
+    data: dict[str, Any], status: str, exit_code: int | None, epoch_s: float | None = None
+) -> dict[str, Any]:
+    """The fields that close a run.json, its duration measured from the recorded start."""
+    now = time.time() if epoch_s is None else epoch_s
+    start = data.get("start_epoch_s")
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "ended_at": iso(now),
+        "end_epoch_s": round(now, 3),
+        "duration_s": round(now - start, 3) if isinstance(start, int | float) else None,
+    }
+
+
 class RunRecord:
     """Keeps run.json in step with the run: written at start, updated at the end."""
 
@@ -142,17 +157,7 @@ class RunRecord:
         self.update(started_at=iso(now), start_epoch_s=round(now, 3), **fields)
 
     def end(self, status: str, exit_code: int | None, epoch_s: float | None = None, **fields: Any) -> None:
-        now = time.time() if epoch_s is None else epoch_s
-        start = self.data.get("start_epoch_s")
-        duration = round(now - start, 3) if isinstance(start, int | float) else None
-        self.update(
-            status=status,
-            exit_code=exit_code,
-            ended_at=iso(now),
-            end_epoch_s=round(now, 3),
-            duration_s=duration,
-            **fields,
-        )
+        self.update(**end_fields(self.data, status, exit_code, epoch_s), **fields)
 
     def save(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

@@ -17,9 +17,10 @@ import logging
 import os
 import random
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -30,6 +31,7 @@ from inferswarm.target.gpu_check import gpu_check_report
 from inferswarm.target.settings import TargetSettings
 
 log = logging.getLogger("inferswarm.target")
+Route = TypeVar("Route", bound=Callable[..., Any])
 
 # A 1x1 transparent PNG: the smallest honest stand-in for a generated image.
 _PIXEL_PNG = base64.b64encode(
@@ -182,6 +184,10 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
         log.exception("unexpected error")  # the server log keeps the detail; the client gets the gateway mask
         return error_response(500, "Internal Server Error")
 
+    def capability(path: str) -> Callable[[Route], Route]:
+        """A capability route: POST, behind the bearer check when the target demands a token."""
+        return app.post(path, dependencies=[Depends(state.require_auth)])
+
     @app.get("/health")
     async def health() -> dict[str, Any]:
         return {"status": "OK", "slots": state.gpu.slots, "in_system": state.gpu.in_system}
@@ -194,9 +200,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
             "gpu": state.gpu.snapshot(),
         }
 
-    @app.post("/text-to-image")
+    @capability("/text-to-image")
     async def text_to_image(request: Request) -> dict[str, Any]:
-        state.require_auth(request)
         body: TextToImageRequest = await parse_json(request, limit, TextToImageRequest)
         service_ms = await state.work("text-to-image")
         seed = body.seed if body.seed is not None else state.rng.randrange(2**32)
@@ -214,9 +219,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
             "timestamp": round(time.time(), 3),
         }
 
-    @app.post("/prompt-enhance")
+    @capability("/prompt-enhance")
     async def prompt_enhance(request: Request) -> dict[str, Any]:
-        state.require_auth(request)
         body: PromptEnhanceRequest = await parse_json(request, limit, PromptEnhanceRequest)
         service_ms = await state.work("prompt-enhance")
         return {
@@ -229,9 +233,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
             "timestamp": round(time.time(), 3),
         }
 
-    @app.post("/image-to-text")
+    @capability("/image-to-text")
     async def image_to_text(request: Request) -> dict[str, Any]:
-        state.require_auth(request)
         content_type = request.headers.get("content-type", "")
         if not content_type.lower().startswith("multipart/form-data"):
             raise ApiError(415, "Content-Type must be multipart/form-data")
@@ -254,9 +257,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
             "service_time_ms": service_ms,
         }
 
-    @app.post("/gpu-check")
+    @capability("/gpu-check")
     async def gpu_check(request: Request) -> dict[str, Any]:
-        state.require_auth(request)
         body: GpuCheckRequest = await parse_json(request, limit, GpuCheckRequest, optional=True)
         await state.work("gpu-check")
         # NVML calls block; keep them off the event loop.

@@ -70,9 +70,9 @@ class TargetSettings(StrictModel):
     """Requests allowed to wait for a slot; beyond slots + queue_depth the target answers 503."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     seed: int | None = 0
+    """Seed for service-time sampling; null for a different sequence each start."""
     auth_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """When set, POST routes require `Authorization: Bearer <value of this env var>` (else 401)."""
-    """Seed for service-time sampling; null for a different sequence each start."""
     capabilities: dict[str, CapabilitySettings] = Field(default_factory=_default_capabilities)
 
     @field_validator("capabilities")
