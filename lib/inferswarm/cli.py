@@ -1,4 +1,4 @@
-"""`inferswarm` command line: run, demo, serve, validate.
+"""`inferswarm` command line: run, demo, serve, agent, validate.
 
 Exit codes: 0 success, 2 bad input (config, arguments), otherwise Locust's own exit code.
 """
@@ -225,6 +225,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agent(args: argparse.Namespace) -> int:
+    if not 0.1 <= args.interval <= 10:
+        return _error(f"--interval {args.interval:g}: must be between 0.1 and 10 seconds")
+    from inferswarm.telemetry.agent import serve
+
+    serve(args.host, args.port, args.interval, args.name, args.log_level)
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
@@ -282,6 +291,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(func=cmd_serve)
+
+    agent = sub.add_parser(
+        "agent",
+        help="serve this machine's GPU and host telemetry (/telemetry JSON, /metrics Prometheus)",
+        epilog="Run it on the GPU server; add it to the run config under telemetry.agents.",
+    )
+    agent.add_argument("--host", default="127.0.0.1", help="bind address (0.0.0.0 to reach it from a master)")
+    agent.add_argument("--port", type=int, default=9109)
+    agent.add_argument("--interval", type=float, default=1.0, help="seconds between samples (0.1 to 10)")
+    agent.add_argument("--name", help="node name in the telemetry (default agent@<hostname>)")
+    agent.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    agent.set_defaults(func=cmd_agent)
 
     validate = sub.add_parser("validate", help="check a run config and print what it would do")
     validate.add_argument("config")

@@ -95,6 +95,38 @@ class StagesLoad(_PacedLoad):
 LoadConfig = Annotated[RampLoad | StagesLoad, Field(discriminator="shape")]
 
 
+class AgentSource(StrictModel):
+    """An `inferswarm agent` on the target machine, polled by the master."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    name: str | None = None
+    """Node name in the telemetry; default `agent@host:port`."""
+
+
+class PrometheusSource(StrictModel):
+    """A Prometheus text endpoint the fleet already runs (dcgm-exporter, node_exporter)."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    name: str | None = None
+    """Node name in the telemetry; default `host:port` of the URL."""
+    format: Literal["auto", "dcgm", "node", "inferswarm"] = "auto"
+
+
+class TelemetryConfig(StrictModel):
+    enabled: bool = True
+    interval_s: float = Field(default=1.0, ge=0.1, le=10.0)
+    """Seconds between samples on every node and between polls of remote sources (0.1 to 10)."""
+    gpu: bool = True
+    """Sample local GPUs through NVML (nothing happens on a machine without one)."""
+    per_core: bool = True
+    agents: list[AgentSource] = Field(default_factory=list)
+    prometheus: list[PrometheusSource] = Field(default_factory=list)
+    gpu_check: str | None = None
+    """Name of a capability answering with gpu-check JSON, polled at the interval (seed 000)."""
+    saturation_cpu_pct: float = Field(default=90.0, gt=0, le=100)
+    """A load generator above this CPU share of one core is flagged as saturated."""
+
+
 class OutputConfig(StrictModel):
     dir: str = "results"
 
@@ -107,6 +139,7 @@ class RunConfig(StrictModel):
     capabilities: list[Capability] = Field(min_length=1)
     load: LoadConfig
     output: OutputConfig = Field(default_factory=OutputConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -271,7 +304,17 @@ def parse_config(data: Any, source: Path | None = None) -> RunConfig:
         raise ConfigError(source, field, problem + more) from None
     config._source = source.resolve() if source else None
     _check_assets(config, source)
+    _check_references(config, source)
     return config
+
+
+def _check_references(config: RunConfig, source: Path | None) -> None:
+    name = config.telemetry.gpu_check
+    known = [c.name for c in config.capabilities]
+    if name is not None and name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+        raise ConfigError(source, "telemetry.gpu_check", f"no capability named {name!r} ({hint})")
 
 
 def _check_assets(config: RunConfig, source: Path | None) -> None:

@@ -24,6 +24,7 @@ from locust.runners import WorkerRunner
 from inferswarm.config import ConfigError, RunConfig, load_config, resolve_secret_headers
 from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
 from inferswarm.shapes import RecordingShape, StageRecorder, shape_class_for
+from inferswarm.telemetry.locust_wiring import TelemetryHub, WorkerTelemetry
 from inferswarm.users import build_user_classes
 
 CONFIG_ARG = "--inferswarm-config"
@@ -55,6 +56,7 @@ class InferswarmPlugin:
         self.record: RunRecord | None = None
         self.recorder: StageRecorder | None = None
         self.shape: RecordingShape | None = None
+        self.telemetry: TelemetryHub | None = None
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -73,7 +75,9 @@ class InferswarmPlugin:
         if given and self.config.source and Path(given).resolve() != self.config.source:
             fail(f"{CONFIG_ARG} {given} differs from the config the user classes were built from")
         if isinstance(environment.runner, WorkerRunner):
-            return  # the master owns the run directory
+            if self.config.telemetry.enabled:  # samples go to the master, which owns the run directory
+                WorkerTelemetry(environment, self.config).start()
+            return
         stats.CSV_STATS_FLUSH_INTERVAL_SEC = CSV_FLUSH_INTERVAL_S
         # Headless Locust installs its SIGTERM handler only after a shape has finished, so a SIGTERM
         # mid-run would kill it without final CSVs. Until then, treat SIGTERM exactly like Ctrl+C.
@@ -103,6 +107,15 @@ class InferswarmPlugin:
             "exceptions": f"{prefix}_exceptions.csv",
         }
         self.record = RunRecord(run_dir, self.config, self.secrets.values())
+        if self.config.telemetry.enabled:
+            files["telemetry"] = f"{prefix}_telemetry.csv"
+            self.telemetry = TelemetryHub(
+                environment,
+                self.config,
+                run_dir / files["telemetry"],
+                self.secrets,
+                on_saturation=lambda summary: self._saved(generator_saturation=summary),
+            )
         self.record.start(
             mode=mode,
             headless=bool(options.headless),
@@ -110,9 +123,20 @@ class InferswarmPlugin:
             csv_prefix=prefix if options.csv_prefix else None,
             planned_duration_s=self.shape.planned_duration_s if self.shape else None,
             files=files,
+            telemetry=self.telemetry.describe() if self.telemetry else {"enabled": False},
         )
+        if self.telemetry is not None:
+            self.telemetry.start()
+            if environment.web_ui is not None:
+                from inferswarm.telemetry import web
+
+                web.install(environment.web_ui, self.telemetry)
         environment.events.test_start.add_listener(self.on_test_start)
         environment.events.quit.add_listener(self.on_quit)
+
+    def _saved(self, **fields: Any) -> None:
+        if self.record is not None:
+            self.record.update(**fields)
 
     def on_test_start(self, **_: Any) -> None:
         if self.record is not None and self.record.data.get("test_start_epoch_s") is None:
@@ -121,9 +145,16 @@ class InferswarmPlugin:
     def on_quit(self, exit_code: int, **_: Any) -> None:
         if self.recorder is not None:
             self.recorder.finish()
+        telemetry: dict[str, Any] = {}
+        if self.telemetry is not None:
+            self.telemetry.stop()
+            telemetry = {
+                "telemetry": {**self.telemetry.describe(), "rows": self.telemetry.csv.rows},
+                "generator_saturation": self.telemetry.saturation.summary(),
+            }
         if self.record is not None:
             completed = self.shape is None or self.shape.completed
-            self.record.end("completed" if completed else "interrupted", exit_code)
+            self.record.end("completed" if completed else "interrupted", exit_code, **telemetry)
 
 
 def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
