@@ -14,7 +14,8 @@ def request(
     parsed = urlparse(url)
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     try:
-        conn.request(method, parsed.path or "/", body=body, headers=headers or {})
+        target = (parsed.path or "/") + (f"?{parsed.query}" if parsed.query else "")
+        conn.request(method, target, body=body, headers=headers or {})
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:

@@ -1,4 +1,5 @@
-"""The Locust web UI path: capabilities appear in the class picker and can be chosen by name."""
+"""The Locust web UI path: capabilities appear in the class picker and can be chosen by name; the
+telemetry tab, live chart page and its JSON are served while the run goes on."""
 
 from __future__ import annotations
 
@@ -18,6 +19,36 @@ from tests.integration.http import request
 from tests.integration.runs import inferswarm, only_run_dir, read_csv, read_json
 
 pytestmark = pytest.mark.integration
+
+
+def check_telemetry_pages(ui: str) -> None:
+    """The Telemetry tab, the live chart page, its JSON, its chart library (served locally) and the CSV."""
+    _, _, page = request(f"{ui}/", "GET")
+    assert b'"inferswarm-telemetry"' in page and b"Telemetry" in page
+
+    _, _, raw = request(f"{ui}/stats/requests", "GET")
+    (tab,) = json.loads(raw)["extended_stats"]
+    assert tab["key"] == "inferswarm-telemetry"
+    cpu = [r for r in tab["data"] if r["metric"] == "cpu_util_pct" and r["device"] == "host"]
+    assert cpu and cpu[0]["node"].startswith("local@") and 0 <= cpu[0]["value"] <= 100
+
+    status, _, html = request(f"{ui}/inferswarm/telemetry", "GET")
+    assert status == 200 and b'<script src="/inferswarm/plotly.min.js">' in html
+    assert b"https://" not in html  # no CDN: the page works on an air-gapped lab network
+    status, _, js = request(f"{ui}/inferswarm/plotly.min.js", "GET")
+    assert status == 200 and len(js) > 1_000_000 and b"plotly" in js[:2000].lower()
+
+    _, _, raw = request(f"{ui}/inferswarm/telemetry.json?since=0", "GET")
+    data = json.loads(raw)
+    assert any(n.startswith("local@") for n in data["nodes"])
+    assert {s["metric"] for s in data["series"]} >= {"cpu_util_pct", "process_cpu_pct", "mem_util_pct"}
+    assert max(data["load"]["users"]) == 2 and len(data["load"]["t"]) == len(data["load"]["rps"])
+    # asking again from the newest time returns only what is newer
+    _, _, raw = request(f"{ui}/inferswarm/telemetry.json?since={data['now']}", "GET")
+    assert all(t > data["now"] for s in json.loads(raw)["series"] for t in s["t"])
+
+    status, _, csv_body = request(f"{ui}/inferswarm/telemetry.csv", "GET")
+    assert status == 200 and csv_body.startswith(b"timestamp,node,source,device,metric,value,unit\n")
 
 
 def test_class_picker_runs_only_the_chosen_capability(
@@ -65,6 +96,7 @@ def test_class_picker_runs_only_the_chosen_capability(
                 break
             time.sleep(0.5)
         assert names.get("gpu-check", 0) >= 5 and "prompt-enhance" not in names
+        check_telemetry_pages(ui)
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)

@@ -92,6 +92,18 @@ BAD_CONFIGS = [
         "'any', 'nonempty' or 'json'",
     ),
     ("load.per_user_rps", 0, "load.per_user_rps", "greater than 0"),
+    ("telemetry", {"interval_s": 0.05}, "telemetry.interval_s", "greater than or equal to 0.1"),
+    ("telemetry", {"interval_s": 11}, "telemetry.interval_s", "less than or equal to 10"),
+    ("telemetry", {"intreval_s": 1}, "telemetry.intreval_s", "did you mean 'interval_s'?"),
+    ("telemetry", {"agents": [{"url": "gpu-1:9109"}]}, "telemetry.agents[0].url", "should match pattern"),
+    (
+        "telemetry",
+        {"prometheus": [{"url": "http://h", "format": "statsd"}]},
+        "telemetry.prometheus[0].format",
+        "'auto'",
+    ),
+    ("telemetry", {"gpu_check": "gpu-chek"}, "telemetry.gpu_check", "no capability named 'gpu-chek'"),
+    ("telemetry", {"saturation_cpu_pct": 150}, "telemetry.saturation_cpu_pct", "less than or equal to 100"),
 ]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from inferswarm.nvml import NvmlUnavailable, error_text, open_nvml
-from inferswarm.telemetry.samples import Sample, sample
+from inferswarm.telemetry.samples import Sample, plain, sample
 
 log = logging.getLogger("inferswarm.telemetry")
 
@@ -51,8 +51,8 @@ _READINGS: dict[str, Callable[[Any, Any], dict[str, Any]]] = {
     "utilization": _utilization,
     "memory": _memory,
     "temperature": lambda n, h: {"gpu_temp_c": n.nvmlDeviceGetTemperature(h, NVML_TEMPERATURE_GPU)},
-    "power": lambda n, h: {"gpu_power_w": int(n.nvmlDeviceGetPowerUsage(h)) / 1000.0},  # mW
-    "energy": lambda n, h: {"gpu_energy_j": int(n.nvmlDeviceGetTotalEnergyConsumption(h)) / 1000.0},
+    "power": lambda n, h: {"gpu_power_w": plain(n.nvmlDeviceGetPowerUsage(h)) / 1000.0},  # mW
+    "energy": lambda n, h: {"gpu_energy_j": plain(n.nvmlDeviceGetTotalEnergyConsumption(h)) / 1000.0},
     "sm_clock": lambda n, h: {"gpu_sm_clock_mhz": n.nvmlDeviceGetClockInfo(h, NVML_CLOCK_SM)},
     "throttle_reasons": _throttle_reasons,
 }
@@ -139,7 +139,7 @@ class GpuSampler:
                     now,
                     self.node,
                     self.source,
-                    f"gpu{index}/pid{int(proc.pid)}",
+                    f"gpu{index}/pid{plain(proc.pid)}",
                     "gpu_process_mem_bytes",
                     used,
                 )

@@ -85,6 +85,7 @@ class AgentPoller(Poller):
 
     def __init__(self, name: str | None, url: str, timeout_s: float) -> None:
         super().__init__(name or f"agent@{urllib.parse.urlsplit(url).netloc}", url.rstrip("/"), timeout_s)
+        self.fixed_name = name  # a configured name wins; otherwise the agent's own, once it answers
         self.since = 0.0
         self.offset_s = 0.0
 
@@ -98,10 +99,14 @@ class AgentPoller(Poller):
         agent_now = data.get("now")
         if isinstance(agent_now, int | float):
             self.offset_s = (sent + received) / 2 - float(agent_now)
+        if self.fixed_name is None and isinstance(data.get("node"), str) and data["node"]:
+            self.name = data["node"]
         samples = from_wire(data["samples"])
         if samples:
             self.since = max(s.timestamp for s in samples)
-        shifted = [s._replace(timestamp=round(s.timestamp + self.offset_s, 3)) for s in samples]
+        shifted = [
+            s._replace(node=self.name, timestamp=round(s.timestamp + self.offset_s, 3)) for s in samples
+        ]
         offset = sample(
             now, self.name, self.source, "source", "clock_offset_ms", round(self.offset_s * 1000, 1)
         )

@@ -4,64 +4,13 @@ errors mid-query, and no NVML at all."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from inferswarm import nvml
 from inferswarm.target.gpu_check import gpu_check_report
-
-
-class NVMLError(Exception):
-    pass
-
-
-class FakeNvml:
-    def __init__(self, devices: list[dict[str, Any]]) -> None:
-        self.devices = devices
-        self.inits = 0
-
-    def nvmlInit(self) -> None:
-        self.inits += 1
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self.devices)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> dict[str, Any]:
-        return self.devices[index]
-
-    def _get(self, handle: dict[str, Any], key: str) -> Any:
-        value = handle.get(key)
-        if isinstance(value, Exception):
-            raise value
-        return value
-
-    def nvmlDeviceGetUUID(self, handle: dict[str, Any]) -> Any:
-        return self._get(handle, "uuid")
-
-    def nvmlDeviceGetName(self, handle: dict[str, Any]) -> Any:
-        return self._get(handle, "name")
-
-    def nvmlDeviceGetMemoryInfo(self, handle: dict[str, Any]) -> Any:
-        total, used = self._get(handle, "mem")
-        return SimpleNamespace(total=total, used=used, free=total - used)
-
-    def nvmlDeviceGetCudaComputeCapability(self, handle: dict[str, Any]) -> Any:
-        return self._get(handle, "cc")
-
-    def nvmlDeviceGetUtilizationRates(self, handle: dict[str, Any]) -> Any:
-        gpu, mem = self._get(handle, "util")
-        return SimpleNamespace(gpu=gpu, memory=mem)
-
-
-H100 = {
-    "uuid": b"GPU-aaaa",  # old bindings return bytes
-    "name": "NVIDIA H100 80GB HBM3",
-    "mem": (85_899_345_920, 2_147_483_648),
-    "cc": (9, 0),
-    "util": (37, 12),
-}
+from tests.fake_nvml import H100, FakeNvml, NVMLError, gpu_lost
 
 
 @pytest.fixture(autouse=True)
@@ -90,7 +39,7 @@ def test_seed_000_shape_for_two_devices() -> None:
 
 
 def test_missing_metric_is_reported_not_invented() -> None:
-    fake = FakeNvml([{**H100, "cc": NVMLError("Not Supported"), "util": NVMLError("GPU is lost")}])
+    fake = FakeNvml([{**H100, "cc": NVMLError(3, "Not Supported"), "util": gpu_lost()}])
     dev = gpu_check_report(fake)["devices"]["0"]
     assert dev["compute_capability"] == {"error": "Not Supported"}
     assert dev["utilization"] == {"error": "GPU is lost"}
@@ -98,7 +47,7 @@ def test_missing_metric_is_reported_not_invented() -> None:
 
 
 def test_one_broken_device_does_not_hide_the_other() -> None:
-    fake = FakeNvml([{**H100, "name": NVMLError("Unknown Error")}, H100])
+    fake = FakeNvml([{**H100, "name": NVMLError(999, "Unknown Error")}, H100])
     report = gpu_check_report(fake)
     assert report["status"] == "partial" and report["gpu_count"] == 2
     assert report["devices"]["0"] == {"device_id": 0, "error": "Unknown Error"}
