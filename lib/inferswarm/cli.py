@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from inferswarm.config import ConfigError, load_config, resolve_secret_headers
+from inferswarm.config import AGENTS_ENV, ConfigError, load_config, resolve_secret_headers, with_extra_agents
 from inferswarm.runinfo import (
     CSV_PREFIX_NAME,
     RunRecord,
@@ -137,9 +138,9 @@ def locust_command(
     return cmd + list(extra)
 
 
-def run_locust(cmd: list[str]) -> int:
+def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run Locust as a child in its own session; SIGINT/SIGTERM to us are forwarded exactly once."""
-    proc = subprocess.Popen(cmd, start_new_session=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env)
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if proc.poll() is None:
@@ -165,8 +166,9 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
     try:
-        config = load_config(args.config)
+        config = with_extra_agents(load_config(args.config), agents)
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         return _error(exc.one_line())
@@ -183,7 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         # run.json exists from the first moment, even if Locust never gets to write its own.
         RunRecord(run_dir, config, secrets.values()).save()
         cmd = locust_command(Path(args.config), run_dir, not args.web, host, args.locust_args)
-        code = run_locust(cmd)
+        code = run_locust(cmd, {**os.environ, AGENTS_ENV: agents} if agents else None)
         extra: dict[str, Any] = {}
         if target is not None:
             extra["reference_target"] = {"url": target.url, "stats": target.stats()}
@@ -204,6 +206,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         serve_target=str(configs / "demo-target.yaml"),
         web=args.web,
         locust_args=[],
+        agent=[],
     )
     return cmd_run(ns)
 
@@ -236,7 +239,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = with_extra_agents(load_config(args.config), os.environ.get(AGENTS_ENV))
     except ConfigError as exc:
         return _error(exc.one_line())
     from inferswarm.shapes import stages_for
@@ -248,6 +251,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         f"  load: {config.load.shape}, {len(stages)} stages, up to {max(s.users for s in stages)} users, "
         f"{stages[-1].end_s:g} s"
     )
+    tc = config.telemetry
+    if tc.enabled:
+        sources = [*(a.url for a in tc.agents), *(p.url for p in tc.prometheus)]
+        sources += [f"gpu-check via {tc.gpu_check}"] if tc.gpu_check else []
+        print(
+            f"  telemetry: every {tc.interval_s:g} s on every node; sources: {', '.join(sources) or 'none'}"
+        )
+    else:
+        print("  telemetry: off")
     return 0
 
 
@@ -275,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="SETTINGS",
         help="start the reference target on a free loopback port for this run (optional settings YAML)",
+    )
+    run.add_argument(
+        "--agent",
+        action="append",
+        default=[],
+        metavar="URL",
+        help=f"poll an `inferswarm agent` for target telemetry (repeatable; also {AGENTS_ENV}=URL,URL)",
     )
     run.set_defaults(func=cmd_run)
 

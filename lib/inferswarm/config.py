@@ -325,6 +325,28 @@ def _check_assets(config: RunConfig, source: Path | None) -> None:
                 raise ConfigError(source, f"capabilities[{index}].{field}", f"asset file not found: {path}")
 
 
+AGENTS_ENV = "INFERSWARM_AGENTS"
+
+
+def with_extra_agents(config: RunConfig, urls: str | None) -> RunConfig:
+    """Add `inferswarm agent` URLs given outside the file (comma-separated, e.g. from INFERSWARM_AGENTS)."""
+    if not urls or not urls.strip():
+        return config
+    agents = list(config.telemetry.agents)
+    for url in (u.strip() for u in urls.split(",")):
+        if not url:
+            continue
+        try:
+            agents.append(AgentSource(url=url))
+        except ValidationError:
+            where = f"--agent / {AGENTS_ENV}"
+            raise ConfigError(where, "", f"{url!r} is not an http(s)://host:port URL") from None
+    telemetry = config.telemetry.model_copy(update={"agents": agents})
+    updated = config.model_copy(update={"telemetry": telemetry})
+    updated._source = config.source
+    return updated
+
+
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     """Read and validate a run config file. Raises ConfigError."""
     file = Path(path)

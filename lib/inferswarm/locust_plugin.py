@@ -21,7 +21,14 @@ from locust import events, stats
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from inferswarm.config import ConfigError, RunConfig, load_config, resolve_secret_headers
+from inferswarm.config import (
+    AGENTS_ENV,
+    ConfigError,
+    RunConfig,
+    load_config,
+    resolve_secret_headers,
+    with_extra_agents,
+)
 from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
 from inferswarm.shapes import RecordingShape, StageRecorder, shape_class_for
 from inferswarm.telemetry.locust_wiring import TelemetryHub, WorkerTelemetry
@@ -164,7 +171,7 @@ def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
         fail(f"no run config: pass {CONFIG_ARG} FILE or set {CONFIG_ENV}")
         raise AssertionError("unreachable")
     try:
-        config = load_config(path)
+        config = with_extra_agents(load_config(path), os.environ.get(AGENTS_ENV))
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         fail(exc.one_line())

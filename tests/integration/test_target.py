@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -153,3 +154,26 @@ def test_503_when_slots_and_queue_are_full(start_target: StartTarget) -> None:
     assert all(body == {"error": {"message": "Service Unavailable Error"}} for body in rejected)
     stats = target.stats()
     assert stats is not None and stats["gpu"]["rejected"] == 3 and stats["gpu"]["peak_in_system"] == 3
+
+
+def test_client_hanging_up_mid_body_is_counted_not_a_500(target: ReferenceTarget) -> None:
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(target.url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        head = (
+            "POST /prompt-enhance HTTP/1.1\r\nHost: t\r\n"
+            "Content-Type: application/json\r\nContent-Length: 50\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b'{"prompt": ')  # a load generator stopped mid-request
+    deadline = time.monotonic() + 5
+    stats: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        _, _, body = request(f"{target.url}/stats", "GET")
+        stats = json.loads(body)
+        if stats["client_disconnects"] == 1:
+            break
+        time.sleep(0.05)
+    assert stats["client_disconnects"] == 1
+    assert stats["requests"].get("prompt-enhance", 0) == 0  # not counted as served

@@ -295,3 +295,26 @@ def test_sigterm_keeps_telemetry_to_the_end(
     # samples continue until the end: the last is within one interval (plus shutdown) of the end
     assert run["end_epoch_s"] - last < 1.5, (run["end_epoch_s"], last)
     assert run["telemetry"]["rows"] == len(read_csv(telemetry))
+
+
+def test_processes_fork_workers_that_sample_after_the_fork(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path, agent: str
+) -> None:
+    """`inferswarm run ... -- --processes 2`: Locust forks two workers; each starts its own sampling
+    (NVML is opened per process, after the fork) and the master gathers all three, plus the agent
+    given with --agent."""
+    target = start_target(TARGET)
+    config = write_config(telemetry_config(target, [{"duration_s": 5, "users": 4}], interval_s=0.5))
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out), "--agent", agent, "--", "--processes", "2")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    run_dir = only_run_dir(out)
+    rows = read_csv(run_dir / "locust_telemetry.csv")
+    nodes = {r["node"] for r in rows}
+    workers = {n for n in nodes if n.startswith("worker@")}
+    assert len(workers) == 2 and any(n.startswith("master@") for n in nodes) and "gpu-box" in nodes, nodes
+    pids = {r["device"] for r in rows if r["source"] == "process" and r["node"] in workers}
+    assert len(pids) == 2  # two forked processes, each reporting itself
+    run = read_json(run_dir / "run.json")
+    assert [s["url"] for s in run["telemetry"]["sources"]] == [agent]

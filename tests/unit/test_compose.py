@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from inferswarm.cli import build_parser
-from inferswarm.config import load_config
+from inferswarm.config import load_config, with_extra_agents
 from inferswarm.target.settings import load_target_settings
 from tests.conftest import REPO
 
@@ -25,7 +25,7 @@ def expand_defaults(value: str) -> str:
 
 def test_services_and_ports() -> None:
     services = compose()["services"]
-    assert set(services) == {"target", "master", "worker"}
+    assert set(services) == {"target", "agent", "master", "worker"}
     assert "8089:8089" in services["master"]["ports"]
     assert "ports" not in services["worker"]  # scalable: workers publish nothing
 
@@ -35,6 +35,15 @@ def test_target_command_parses_and_its_settings_load() -> None:
     args = build_parser().parse_args(command)
     assert args.command == "serve" and args.host == "0.0.0.0"
     assert load_target_settings(REPO / args.config).slots >= 1
+
+
+def test_agent_command_parses_and_the_master_polls_it() -> None:
+    services = compose()["services"]
+    args = build_parser().parse_args(services["agent"]["command"])
+    assert args.command == "agent" and args.host == "0.0.0.0"
+    agents = expand_defaults(services["master"]["environment"]["INFERSWARM_AGENTS"])
+    config = with_extra_agents(load_config(REPO / "configs" / "demo.yaml"), agents)
+    assert [a.url for a in config.telemetry.agents] == [f"http://agent:{args.port}"]
 
 
 def test_locust_services_use_an_existing_locustfile_and_valid_config() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from inferswarm.config import ConfigError, RampLoad, load_config, resolve_secret_headers
+from inferswarm.config import ConfigError, RampLoad, load_config, resolve_secret_headers, with_extra_agents
 from tests.conftest import REPO, base_config
 
 
@@ -186,3 +186,20 @@ def test_secret_headers_from_environment(write_config: Callable[..., Path]) -> N
         resolve_secret_headers(config, {})
     assert info.value.field == "target.secret_headers[0].env"
     assert info.value.problem == "environment variable TEST_TOKEN is not set"
+
+
+def test_agents_from_outside_the_file(write_config: Callable[..., Path]) -> None:
+    path = write_config(base_config(telemetry={"agents": [{"url": "http://gpu-1:9109", "name": "gpu-1"}]}))
+    config = load_config(path)
+    more = with_extra_agents(config, " http://gpu-2:9109 ,,http://[::1]:9109")
+    assert [(a.url, a.name) for a in more.telemetry.agents] == [
+        ("http://gpu-1:9109", "gpu-1"),
+        ("http://gpu-2:9109", None),
+        ("http://[::1]:9109", None),
+    ]
+    assert more.source == config.source and more.telemetry.interval_s == config.telemetry.interval_s
+    assert with_extra_agents(config, None) is config and with_extra_agents(config, " ") is config
+    with pytest.raises(
+        ConfigError, match=r"INFERSWARM_AGENTS: 'gpu-3:9109' is not an http\(s\)://host:port URL"
+    ):
+        with_extra_agents(config, "http://ok:1,gpu-3:9109")

@@ -22,9 +22,10 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from inferswarm.target.gpu import CapacityExceeded, SimulatedGpu
 from inferswarm.target.gpu_check import gpu_check_report
@@ -131,6 +132,7 @@ class TargetState:
         self.gpu = SimulatedGpu(settings.slots, settings.queue_depth)
         self.rng = random.Random(settings.seed)
         self.requests: dict[str, int] = {}
+        self.client_disconnects = 0
         self.started = time.time()
 
     def require_auth(self, request: Request) -> None:
@@ -179,6 +181,12 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(400, str(exc.errors()[0].get("msg", "invalid request")))
 
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, __: ClientDisconnect) -> Response:
+        # A load generator stopping mid-request is normal, not a server error: no traceback; 499 like nginx.
+        state.client_disconnects += 1
+        return Response(status_code=499)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")  # the server log keeps the detail; the client gets the gateway mask
@@ -197,6 +205,7 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
         return {
             "uptime_s": round(time.time() - state.started, 3),
             "requests": dict(state.requests),
+            "client_disconnects": state.client_disconnects,
             "gpu": state.gpu.snapshot(),
         }
 

@@ -32,6 +32,7 @@ log = logging.getLogger("inferswarm.telemetry")
 
 MESSAGE = "inferswarm_telemetry"
 WORKER_BATCH_S = 1.0  # workers send at most once a second, whatever the sampling interval
+FLUSH_S = 1.0  # the CSV reaches the OS at most once a second (and at quit), like Locust's own CSVs
 
 
 def _sleep_to_grid(interval_s: float) -> float:
@@ -184,11 +185,14 @@ class TelemetryHub:
         self.add(from_wire(data.get("samples")))
 
     def _loop(self) -> None:
+        flushed = 0.0
         while True:
             now = _sleep_to_grid(self.interval_s)
             self.add(self.sampling.collect(now))
             self._record_load(now)
-            self.csv.flush()
+            if now - flushed >= FLUSH_S:
+                self.csv.flush()
+                flushed = now
 
     def _record_load(self, now: float) -> None:
         runner = self.environment.runner
