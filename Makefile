@@ -16,8 +16,8 @@ demo: $(BIN)/inferswarm
 	$(BIN)/inferswarm demo
 
 lint: $(BIN)/inferswarm
-	$(BIN)/ruff check lib tests locustfiles scripts
-	$(BIN)/ruff format --check lib tests locustfiles scripts
+	$(BIN)/ruff check lib tests locustfiles scripts bench
+	$(BIN)/ruff format --check lib tests locustfiles scripts bench
 
 typecheck: $(BIN)/inferswarm
 	$(BIN)/mypy
@@ -28,8 +28,8 @@ test: $(BIN)/inferswarm
 check: lint typecheck test
 
 format: $(BIN)/inferswarm
-	$(BIN)/ruff format lib tests locustfiles scripts
-	$(BIN)/ruff check --fix lib tests locustfiles scripts
+	$(BIN)/ruff format lib tests locustfiles scripts bench
+	$(BIN)/ruff check --fix lib tests locustfiles scripts bench
 
 clean:
 	rm -rf $(VENV) results .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,56 @@
+"""A slow NVML must not stall the gevent loop: sampling runs in the native thread pool, and the
+loop-lag probe proves it (and proves it would see the stall otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+from gevent import monkey
+
+from inferswarm import nvml
+from inferswarm.telemetry.sampling import LocalSampling
+from tests.fake_nvml import H100, FakeNvml
+
+real_sleep = monkey.get_original("time", "sleep")  # blocks the calling OS thread, like a wedged driver
+STALL_S = 0.3
+
+
+@pytest.fixture(autouse=True)
+def _fresh_nvml_state() -> Iterator[None]:
+    nvml.reset_for_tests()
+    yield
+    nvml.reset_for_tests()
+
+
+def slow_power() -> Any:
+    real_sleep(STALL_S)
+    return 250_000
+
+
+def lag_during_collect(in_thread: bool) -> tuple[float, list[Any]]:
+    sampling = LocalSampling("n", nvml_module=FakeNvml([{**H100, "power_mw": slow_power}]))
+    sampling.probe.period_s = 0.01
+    sampling.probe.start()
+    gevent.sleep(0.05)
+    sampling.probe.read_ms()
+    samples = sampling.collect(in_thread=in_thread)
+    gevent.sleep(0.05)  # let the probe wake up and record what it saw
+    sampling.probe.stop()
+    lags = [s.value for s in samples if s.metric == "loop_lag_ms"]
+    return max([*lags, sampling.probe.read_ms()]), samples
+
+
+def test_slow_nvml_in_the_thread_pool_leaves_the_loop_free() -> None:
+    lag_ms, samples = lag_during_collect(in_thread=True)
+    assert lag_ms < 100, lag_ms  # the 300 ms NVML stall happened off the loop
+    power = [s.value for s in samples if s.metric == "gpu_power_w"]
+    assert power == [250.0]  # and the reading still arrived
+    assert {"cpu_util_pct", "process_cpu_pct", "loop_lag_ms"} <= {s.metric for s in samples}
+
+
+def test_the_probe_sees_a_stall_on_the_loop() -> None:
+    lag_ms, _ = lag_during_collect(in_thread=False)
+    assert lag_ms >= STALL_S * 1000 * 0.8, lag_ms
