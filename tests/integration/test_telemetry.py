@@ -318,3 +318,20 @@ def test_processes_fork_workers_that_sample_after_the_fork(
     assert len(pids) == 2  # two forked processes, each reporting itself
     run = read_json(run_dir / "run.json")
     assert [s["url"] for s in run["telemetry"]["sources"]] == [agent]
+
+
+def test_telemetry_off_writes_no_csv(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    target = start_target(TARGET)
+    config = write_config(telemetry_config(target, [{"duration_s": 2, "users": 1}], enabled=False))
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out))
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr[-3000:]
+    run_dir = only_run_dir(out)
+    assert not (run_dir / "locust_telemetry.csv").exists()
+    run = read_json(run_dir / "run.json")
+    assert run["telemetry"] == {"enabled": False} and "telemetry" not in run["files"]
+    assert "telemetry:" not in stdout + stderr
+    assert int(read_csv(run_dir / "locust_stats.csv")[-1]["Request Count"]) > 0  # the load itself ran

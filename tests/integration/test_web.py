@@ -4,7 +4,9 @@ telemetry tab, live chart page and its JSON are served while the run goes on."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +51,34 @@ def check_telemetry_pages(ui: str) -> None:
 
     status, _, csv_body = request(f"{ui}/inferswarm/telemetry.csv", "GET")
     assert status == 200 and csv_body.startswith(b"timestamp,node,source,device,metric,value,unit\n")
+    check_charts_render(ui, has_gpu=any(s["metric"] == "gpu_util_pct" for s in data["series"]))
+
+
+def check_charts_render(ui: str, has_gpu: bool) -> None:
+    """The chart page in a real headless Chromium: its script runs and draws the four charts."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return  # .ci/run installs Chromium; without it the page's HTTP side is still checked above
+    dom = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"{ui}/inferswarm/telemetry",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert dom.count('class="main-svg"') >= 8  # plotly draws two SVG layers per chart
+    for title in ("Throughput and users", "GPU utilization (%) and power (W)", "Host CPU and load-generator"):
+        assert title in dom
+    assert "requests/s" in dom and "node(s): local@" in dom
+    assert ("no GPU samples" in dom) is not has_gpu
 
 
 def test_class_picker_runs_only_the_chosen_capability(

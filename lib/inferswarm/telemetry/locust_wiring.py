@@ -153,6 +153,7 @@ class TelemetryHub:
 
     def describe(self) -> dict[str, Any]:
         return {
+            "enabled": True,
             "interval_s": self.interval_s,
             "node": self.node,
             "gpu": self.sampling.gpu_note,
