@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 from inferswarm.protocols import KINDS, Capability
 from inferswarm.protocols.base import StrictModel
 from inferswarm.secrets import refuse_literal_credentials
+from inferswarm.slo import parse_gate
 
 
 class ConfigError(Exception):
@@ -127,6 +128,25 @@ class TelemetryConfig(StrictModel):
     """A load generator above this CPU share of one core is flagged as saturated."""
 
 
+class SaturationRule(StrictModel):
+    """When a step counts as past the saturation point."""
+
+    min_gain: float = Field(default=0.5, ge=0, le=1)
+    """Added users must add at least this share of the throughput they would add if nothing saturated."""
+    latency_rise: float = Field(default=0.2, ge=0)
+    """...while p95 rises by more than this share over the previous step; or:"""
+    max_failure_ratio: float = Field(default=0.05, ge=0, le=1)
+    """Failures above this share of requests mark a step as saturated on their own."""
+
+
+class ReportConfig(StrictModel):
+    warmup_s: float = Field(default=1.0, ge=0)
+    """Dropped at the start of each step before its numbers are taken (at most half the step)."""
+    saturation: SaturationRule = Field(default_factory=SaturationRule)
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    """`inferswarm compare`: allowed relative change per metric before it counts as a regression."""
+
+
 class OutputConfig(StrictModel):
     dir: str = "results"
 
@@ -140,6 +160,9 @@ class RunConfig(StrictModel):
     load: LoadConfig
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    slo: list[str] = Field(default_factory=list)
+    """Gates such as `p95_ms < 2000` or `text-to-image: failure_ratio < 0.01`; see inferswarm.slo."""
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     _source: Path | None = PrivateAttr(default=None)
 
@@ -309,8 +332,17 @@ def parse_config(data: Any, source: Path | None = None) -> RunConfig:
 
 
 def _check_references(config: RunConfig, source: Path | None) -> None:
-    name = config.telemetry.gpu_check
     known = [c.name for c in config.capabilities]
+    for index, text in enumerate(config.slo):
+        try:
+            gate = parse_gate(text)
+        except ValueError as exc:
+            raise ConfigError(source, f"slo[{index}]", str(exc)) from None
+        if gate.capability is not None and gate.capability not in known:
+            close = difflib.get_close_matches(gate.capability, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise ConfigError(source, f"slo[{index}]", f"no capability named {gate.capability!r} ({hint})")
+    name = config.telemetry.gpu_check
     if name is not None and name not in known:
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"

@@ -30,6 +30,7 @@ from inferswarm.config import (
     with_extra_agents,
 )
 from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
+from inferswarm.runstats import StepStats, wire_status_codes
 from inferswarm.shapes import RecordingShape, StageRecorder, shape_class_for
 from inferswarm.telemetry.locust_wiring import TelemetryHub, WorkerTelemetry
 from inferswarm.users import build_user_classes
@@ -64,6 +65,7 @@ class InferswarmPlugin:
         self.recorder: StageRecorder | None = None
         self.shape: RecordingShape | None = None
         self.telemetry: TelemetryHub | None = None
+        self.step_stats: StepStats | None = None
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -81,6 +83,7 @@ class InferswarmPlugin:
         given = getattr(options, "inferswarm_config", None)
         if given and self.config.source and Path(given).resolve() != self.config.source:
             fail(f"{CONFIG_ARG} {given} differs from the config the user classes were built from")
+        wire_status_codes(environment)
         if isinstance(environment.runner, WorkerRunner):
             if self.config.telemetry.enabled:  # samples go to the master, which owns the run directory
                 WorkerTelemetry(environment, self.config).start()
@@ -101,6 +104,8 @@ class InferswarmPlugin:
             )
 
         self.recorder = StageRecorder(run_dir / f"{prefix}_stages.csv")
+        self.step_stats = StepStats(environment, run_dir, prefix, self.config.report.warmup_s)
+        self.recorder.listeners.append(self.step_stats)
         if isinstance(environment.shape_class, RecordingShape):
             self.shape = environment.shape_class
             self.shape.recorder = self.recorder
@@ -112,6 +117,9 @@ class InferswarmPlugin:
             "stats_history": f"{prefix}_stats_history.csv",
             "failures": f"{prefix}_failures.csv",
             "exceptions": f"{prefix}_exceptions.csv",
+            "steps": f"{prefix}_steps.csv",
+            "step_latency": f"{prefix}_step_latency.csv",
+            "status_codes": f"{prefix}_status_codes.csv",
         }
         self.record = RunRecord(run_dir, self.config, self.secrets.values())
         if self.config.telemetry.enabled:
@@ -152,6 +160,8 @@ class InferswarmPlugin:
     def on_quit(self, exit_code: int, **_: Any) -> None:
         if self.recorder is not None:
             self.recorder.finish()
+        if self.step_stats is not None:
+            self.step_stats.close()
         telemetry: dict[str, Any] = {}
         if self.telemetry is not None:
             self.telemetry.stop()

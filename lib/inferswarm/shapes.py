@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
 from locust import LoadTestShape
 
@@ -85,11 +85,21 @@ STAGE_COLUMNS = [
 ]
 
 
+class StageListener(Protocol):
+    def stage_opened(self, index: int, stage: Stage) -> None: ...
+
+    def stage_closed(self, index: int, completed: bool) -> None: ...
+
+
 class StageRecorder:
-    """Appends one row per finished stage to a CSV, flushed at once so a killed run keeps its boundaries."""
+    """Appends one row per finished stage to a CSV, flushed at once so a killed run keeps its boundaries.
+
+    Listeners hear about every stage opened and closed (the per-step statistics use it).
+    """
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.listeners: list[StageListener] = []
         self._clock = clock
         self._file: IO[str] | None = None
         self._writer: Any = None
@@ -109,6 +119,8 @@ class StageRecorder:
         self._close(now, completed=True)
         if index is not None and stage is not None:
             self._open = (index, stage, now)
+            for listener in self.listeners:
+                listener.stage_opened(index, stage)
 
     def finish(self) -> None:
         """The run is ending; a stage still open did not run its full planned duration."""
@@ -138,6 +150,8 @@ class StageRecorder:
         assert self._file is not None
         self._file.flush()
         self._open = None
+        for listener in self.listeners:
+            listener.stage_closed(index, completed)
 
 
 class RecordingShape(LoadTestShape):

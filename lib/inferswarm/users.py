@@ -17,6 +17,7 @@ from locust import FastHttpUser, constant, constant_throughput, tag, task
 from inferswarm.config import RunConfig
 from inferswarm.protocols import PreparedRequest, Protocol, ResponseView, protocol_for
 from inferswarm.protocols.base import CapabilityBase
+from inferswarm.runstats import status_counts
 
 
 def response_view(response: Any) -> ResponseView:
@@ -55,7 +56,9 @@ class CapabilityUser(FastHttpUser):
                 catch_response=True,
             )
         with response:
-            failure = self.protocol.classify(self.capability, response_view(response))
+            view = response_view(response)
+            status_counts[(self.capability.name, view.status)] += 1
+            failure = self.protocol.classify(self.capability, view)
             if failure is None:
                 response.success()
             else:
