@@ -1,6 +1,7 @@
-"""`inferswarm` command line: run, demo, serve, agent, validate.
+"""`inferswarm` command line: run, demo, report, compare, serve, agent, validate.
 
-Exit codes: 0 success, 2 bad input (config, arguments), otherwise Locust's own exit code.
+Exit codes: 0 success, 2 bad input (config, arguments), 3 an SLO gate failed (or compare found a
+regression), otherwise Locust's own exit code.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from inferswarm.runinfo import (
 )
 
 EXIT_BAD_INPUT = 2
+EXIT_GATE_FAILED = 3
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -193,8 +195,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if target is not None:
             target.stop()
+    report_code = 0
+    if not args.no_report:
+        # Its own process: the report never shares an interpreter with Locust's monkey-patching.
+        report_code = subprocess.call([sys.executable, "-m", "inferswarm.cli", "report", str(run_dir)])
     print(f"inferswarm: results in {run_dir}", flush=True)
-    return code if code >= 0 else 128 - code
+    if code != 0:
+        return code if code >= 0 else 128 - code
+    return EXIT_GATE_FAILED if report_code == EXIT_GATE_FAILED else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -207,8 +215,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
         web=args.web,
         locust_args=[],
         agent=[],
+        no_report=False,
     )
     return cmd_run(ns)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from inferswarm.report.render import write_report
+
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        return _error(f"{run_dir}: not a run directory")
+    results, messages = write_report(run_dir, png=not args.no_png)
+    for note in results["notes"]:
+        print(f"report: {note}")
+    for message in messages:
+        print(f"report: {message}")
+    sat = results.get("saturation")
+    if sat:
+        print(f"report: saturation at {sat['users']} users ({sat['reason']})")
+    for gate in results["slo"]["gates"]:
+        value = "no data" if gate["value"] is None else f"{gate['value']:g}"
+        print(f"report: SLO {'PASS' if gate['passed'] else 'FAIL'} {gate['gate']} ({gate['scope']}: {value})")
+    print(f"report: {run_dir / 'report.html'}", flush=True)
+    return 0 if results["slo"]["passed"] else EXIT_GATE_FAILED
+
+
+def _tolerances(items: list[str]) -> dict[str, float]:
+    from inferswarm.report.compare import METRICS
+
+    out: dict[str, float] = {}
+    for item in items:
+        metric, _, value = item.partition("=")
+        if metric not in METRICS:
+            raise ValueError(f"--tolerance {item}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        try:
+            out[metric] = float(value)
+        except ValueError:
+            raise ValueError(f"--tolerance {item}: {value!r} is not a number") from None
+    return out
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from inferswarm.report.compare import write_compare
+
+    a_dir, b_dir = Path(args.run_a), Path(args.run_b)
+    for run_dir in (a_dir, b_dir):
+        if not run_dir.is_dir():
+            return _error(f"{run_dir}: not a run directory")
+    try:
+        tolerances = _tolerances(args.tolerance)
+    except ValueError as exc:
+        return _error(str(exc))
+    out = Path(args.out) if args.out else b_dir
+    rows = write_compare(a_dir, b_dir, out, tolerances)
+    for row in rows:
+        change = "-" if row["change"] is None else f"{100 * row['change']:+.1f}%"
+        flag = "  REGRESSION" if row["regression"] else ""
+        print(f"{row['scope']:>20} {row['metric']:>20} {row['a']:>12.3f} {row['b']:>12.3f} {change:>8}{flag}")
+    regressions = sum(r["regression"] for r in rows)
+    print(f"compare: {regressions} regression(s); {out / 'compare.html'}")
+    return EXIT_GATE_FAILED if regressions else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -295,7 +362,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help=f"poll an `inferswarm agent` for target telemetry (repeatable; also {AGENTS_ENV}=URL,URL)",
     )
+    run.add_argument("--no-report", action="store_true", help="skip `inferswarm report` at the end")
     run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser(
+        "report",
+        help="analyse a run directory: report.html, PNGs, results.json, summary.md; exit 3 on a failed SLO",
+    )
+    report.add_argument("run_dir")
+    report.add_argument("--no-png", action="store_true", help="skip the PNG export (needs Chromium)")
+    report.set_defaults(func=cmd_report)
+
+    comp = sub.add_parser(
+        "compare", help="compare run B with run A; exit 3 when B regressed beyond tolerance"
+    )
+    comp.add_argument("run_a", help="the baseline run directory")
+    comp.add_argument("run_b", help="the run to judge")
+    comp.add_argument("--out", help="where compare.html/.md/.json go (default: RUN_B)")
+    comp.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="allowed change in the bad direction, e.g. p95_ms=0.05 (relative; failure_ratio absolute)",
+    )
+    comp.set_defaults(func=cmd_compare)
 
     demo = sub.add_parser("demo", help="run configs/demo.yaml against a freshly started reference target")
     demo.add_argument("--web", action="store_true", help="watch it in the Locust web UI")

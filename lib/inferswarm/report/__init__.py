@@ -1,0 +1,6 @@
+"""Reports: a run directory's CSVs, stages and telemetry → analysis, SLO verdicts, figures, documents.
+
+Runs in its own process and never imports Locust: `load` reads, `analysis` computes (per capability,
+per step, saturation, gates), `figures` draws with plotly, `render` writes report.html, PNGs,
+results.json and summary.md; `compare` puts two runs side by side.
+"""

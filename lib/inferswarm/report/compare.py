@@ -1,0 +1,148 @@
+"""`inferswarm compare RUN_A RUN_B`: B against A (the baseline), metric by metric, with regressions
+flagged against tolerances, a side-by-side table and overlaid per-step plots.
+
+Tolerances are relative changes in the bad direction (default 10 %), except `failure_ratio`, whose
+tolerance is absolute (default 0.01: one more failure in a hundred requests).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from inferswarm.report.analysis import analyse
+from inferswarm.report.load import load_run
+
+# metric -> which direction is better
+METRICS: dict[str, str] = {
+    "rps": "higher",
+    "success_rps": "higher",
+    "failure_ratio": "lower",
+    "p50_ms": "lower",
+    "p90_ms": "lower",
+    "p95_ms": "lower",
+    "p99_ms": "lower",
+    "saturation_users": "higher",
+    "knee_success_rps": "higher",
+    "gpu_util_mean_pct": "higher",
+    "energy_per_request_j": "lower",
+}
+DEFAULT_TOLERANCE = 0.10
+DEFAULT_FAILURE_TOLERANCE = 0.01
+
+
+def results_of(run_dir: Path) -> dict[str, Any]:
+    """The run's results.json, or a fresh analysis when the run has not been reported yet."""
+    path = run_dir / "results.json"
+    if path.is_file():
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return data
+    return analyse(load_run(run_dir))
+
+
+def _flat(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """scope -> metric -> value, for `total` and each capability."""
+    out: dict[str, dict[str, float | None]] = {}
+    for scope, entry in results.get("summary", {}).items():
+        out[scope] = {m: entry.get(m) for m in METRICS if m in entry}
+    total = out.setdefault("total", {})
+    sat = results.get("saturation") or {}
+    total["saturation_users"] = sat.get("users")
+    total["knee_success_rps"] = sat.get("knee_success_rps")
+    gpu = results.get("gpu") or {}
+    total["gpu_util_mean_pct"] = gpu.get("gpu_util_mean_pct")
+    total["energy_per_request_j"] = gpu.get("energy_per_request_j")
+    return out
+
+
+def compare(
+    a: dict[str, Any], b: dict[str, Any], tolerances: dict[str, float] | None = None
+) -> list[dict[str, Any]]:
+    """One row per scope and metric present in both runs."""
+    tolerances = tolerances or {}
+    flat_a, flat_b = _flat(a), _flat(b)
+    rows = []
+    for scope in sorted(set(flat_a) & set(flat_b), key=lambda s: (s != "total", s)):
+        for metric, better in METRICS.items():
+            old, new = flat_a[scope].get(metric), flat_b[scope].get(metric)
+            if old is None or new is None or not all(map(math.isfinite, (old, new))):
+                continue
+            change = (new - old) / old if old else None
+            if metric == "failure_ratio":
+                tolerance = tolerances.get(metric, DEFAULT_FAILURE_TOLERANCE)
+                worse_by = new - old
+            else:
+                tolerance = tolerances.get(metric, DEFAULT_TOLERANCE)
+                worse_by = (change if better == "lower" else -change) if change is not None else 0.0
+            rows.append(
+                {
+                    "scope": scope,
+                    "metric": metric,
+                    "a": old,
+                    "b": new,
+                    "change": change,
+                    "tolerance": tolerance,
+                    "regression": worse_by > tolerance,
+                }
+            )
+    return rows
+
+
+def _cell(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def compare_markdown(a_dir: Path, b_dir: Path, rows: list[dict[str, Any]]) -> str:
+    lines = [f"# {b_dir.name} compared with {a_dir.name}", ""]
+    regressions = [r for r in rows if r["regression"]]
+    lines.append(f"{len(regressions)} regression(s) beyond tolerance." if regressions else "No regressions.")
+    lines += ["", "| scope | metric | A | B | change | tolerance | |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        change = "-" if r["change"] is None else f"{100 * r['change']:+.1f}%"
+        flag = "**REGRESSION**" if r["regression"] else ""
+        lines.append(
+            f"| {r['scope']} | {r['metric']} | {_cell(r['a'])} | {_cell(r['b'])} | {change} | "
+            f"{r['tolerance']:g} | {flag} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def overlay_figure(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str]) -> go.Figure:
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Successful req/s per step", "p95 per step (ms)"))
+    for results, name in zip((a, b), names, strict=True):
+        steps = [s for s in results.get("steps", []) if s.get("requests")]
+        users = [s["users"] for s in steps]
+        fig.add_trace(
+            go.Scatter(x=users, y=[s["success_rps"] for s in steps], name=f"{name} req/s"), row=1, col=1
+        )
+        fig.add_trace(
+            go.Scatter(x=users, y=[s.get("p95_ms") for s in steps], name=f"{name} p95"), row=1, col=2
+        )
+    fig.update_xaxes(title_text="users")
+    fig.update_layout(title="Per step, both runs", height=450)
+    return fig
+
+
+def write_compare(a_dir: Path, b_dir: Path, out: Path, tolerances: dict[str, float]) -> list[dict[str, Any]]:
+    a, b = results_of(a_dir), results_of(b_dir)
+    rows = compare(a, b, tolerances)
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = compare_markdown(a_dir, b_dir, rows)
+    (out / "compare.md").write_text(markdown, encoding="utf-8")
+    (out / "compare.json").write_text(
+        json.dumps({"a": str(a_dir), "b": str(b_dir), "rows": rows}, indent=2) + "\n", encoding="utf-8"
+    )
+    figure = overlay_figure(a, b, (a_dir.name, b_dir.name)).to_html(full_html=False, include_plotlyjs=True)
+    body = "<pre>" + html.escape(markdown) + "</pre>"
+    (out / "compare.html").write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>compare</title></head><body>{body}"
+        f"{figure}</body></html>\n",
+        encoding="utf-8",
+    )
+    return rows

@@ -1,0 +1,230 @@
+"""Write a report: results.json, summary.md, report.html (self-contained, works offline) and a PNG per
+figure when a Chrome/Chromium is there for kaleido to drive."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+from inferswarm.report.analysis import analyse
+from inferswarm.report.figures import all_figures
+from inferswarm.report.load import RunData, load_run
+
+EXIT_OK = 0
+EXIT_GATE_FAILED = 3
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def _capability_rows(summary: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name in [*sorted(k for k in summary if k != "total"), "total"]:
+        if name in summary:
+            s = summary[name]
+            rows.append(
+                [name, _fmt(s["requests"]), _fmt(s["failures"]), _pct(s["failure_ratio"]), _fmt(s["rps"], 2)]
+                + [_fmt(s[m], 0) for m in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")]
+            )
+    return rows
+
+
+def _step_rows(steps: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for s in steps:
+        approx = "" if s.get("exact") else " ~"  # windowed history percentiles, not exact per step
+        rows.append(
+            [
+                s["name"],
+                str(s["users"]),
+                _fmt(s["rps"], 2),
+                _fmt(s["success_rps"], 2),
+                _pct(s["failure_ratio"]),
+            ]
+            + [_fmt(s[m], 0) + approx for m in ("p50_ms", "p95_ms", "p99_ms")]
+            + [_fmt(s.get("gpu_util_mean_pct"))]
+        )
+    return rows
+
+
+def summary_markdown(results: dict[str, Any]) -> str:
+    meta = results["metadata"]
+    lines = [f"# {meta.get('name') or 'run'}: load test summary", ""]
+    span = f"{meta.get('started_at') or '?'} to {meta.get('ended_at') or '?'}"
+    lines.append(
+        f"{span} ({_fmt(meta.get('duration_s'))} s), status **{meta.get('status') or 'unknown'}**, "
+        f"mode {meta.get('mode') or '?'}"
+    )
+    lines += ["", "## Per capability", ""]
+    header = ["capability", "requests", "failures", "failure ratio", "req/s", "p50 ms", "p90 ms", "p95 ms"]
+    lines += _table([*header, "p99 ms", "max ms"], _capability_rows(results["summary"]))
+    total = results["summary"].get("total", {})
+    if total.get("failures_by_category"):
+        by = total["failures_by_category"]
+        lines += ["", "Failures by category: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))]
+    if total.get("status_codes"):
+        codes = total["status_codes"]
+        lines += ["", "Status codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))]
+    if results["steps"]:
+        lines += ["", "## Per step", ""]
+        header = ["step", "users", "req/s", "successful/s", "failure ratio", "p50 ms", "p95 ms", "p99 ms"]
+        lines += _table([*header, "GPU util %"], _step_rows(results["steps"]))
+    sat = results.get("saturation")
+    lines += ["", "## Saturation", ""]
+    if sat:
+        knee = ""
+        if sat.get("knee_users") is not None:
+            knee = (
+                f"; the highest load it sustained was {sat['knee_users']} users at "
+                f"{_fmt(sat['knee_success_rps'], 2)} successful req/s"
+            )
+        lines.append(f"Saturated at **{sat['users']} users** ({sat['reason']}){knee}.")
+    else:
+        lines.append("No saturation point within the tested load.")
+    slo = results["slo"]
+    if slo["gates"]:
+        lines += ["", "## SLO gates", ""]
+        for gate in slo["gates"]:
+            why = f" ({gate['why']})" if gate.get("why") else ""
+            mark = "PASS" if gate["passed"] else "FAIL"
+            lines.append(f"- **{mark}** `{gate['gate']}` ({gate['scope']}): {_fmt(gate['value'], 3)}{why}")
+        best = slo.get("highest_passing_step")
+        lines.append("")
+        if best:
+            rate = _fmt(best["success_rps"], 2)
+            lines.append(f"Highest step meeting every SLO: {best['users']} users ({rate} successful req/s).")
+        else:
+            lines.append("No step met every SLO.")
+    gpu = results.get("gpu") or {}
+    if gpu:
+        peak_gib = (gpu.get("gpu_mem_peak_bytes") or 0) / 2**30
+        energy = gpu.get("energy_per_request_j")
+        lines += ["", "## GPU", ""]
+        lines.append(
+            f"Mean utilization {_fmt(gpu.get('gpu_util_mean_pct'))}%, peak memory "
+            f"{_fmt(peak_gib, 2)} GiB ({_fmt(gpu.get('gpu_mem_peak_pct'))}%)"
+            + (f", {_fmt(energy, 3)} J per request" if energy is not None else "")
+            + "."
+        )
+    generator = results.get("generator_saturation") or {}
+    if generator.get("saturated"):
+        nodes = ", ".join(generator["nodes"])
+        lines += [
+            "",
+            f"**Warning:** load generators above {generator['threshold_cpu_pct']}% CPU ({nodes}): "
+            "their numbers understate the target.",
+        ]
+    if results["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_tables_to_html(markdown: str) -> str:
+    """The summary, as simple HTML (tables and paragraphs), for the top of report.html."""
+    out: list[str] = []
+    table: list[list[str]] = []
+
+    def flush() -> None:
+        if table:
+            head, *body = table
+            out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>")
+            out.extend("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in body)
+            out.append("</table>")
+            table.clear()
+
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if not all(set(c) <= {"-"} for c in cells):
+                table.append(cells)
+            continue
+        flush()
+        text = html.escape(line).replace("**", "")
+        if line.startswith("# "):
+            out.append(f"<h1>{text[2:]}</h1>")
+        elif line.startswith("## "):
+            out.append(f"<h2>{text[3:]}</h2>")
+        elif line.startswith("- "):
+            out.append(f"<p>• {text[2:]}</p>")
+        elif line.strip():
+            out.append(f"<p>{text}</p>")
+    flush()
+    return "\n".join(out)
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem 2rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+"""
+
+
+def report_html(summary_md: str, figures: dict[str, go.Figure]) -> str:
+    parts = []
+    for index, fig in enumerate(figures.values()):
+        # plotly.js is embedded once, in the first figure: the file works offline
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=index == 0))
+    return (
+        "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'><title>inferswarm report</title>"
+        f"<style>{STYLE}</style></head><body>\n{_markdown_tables_to_html(summary_md)}\n"
+        + "\n".join(f"<div class='figure'>{p}</div>" for p in parts)
+        + "\n</body></html>\n"
+    )
+
+
+def write_pngs(figures: dict[str, go.Figure], run_dir: Path) -> tuple[list[Path], str | None]:
+    """PNG per figure through kaleido; returns the files, or a one-line reason there are none."""
+    if not figures:
+        return [], None
+    if os.environ.get("INFERSWARM_NO_PNG"):
+        return [], "PNG export off (INFERSWARM_NO_PNG)"
+    paths = [run_dir / f"{name}.png" for name in figures]
+    try:
+        figs = list(figures.values())
+        heights = [int(fig.layout.height or 500) for fig in figs]
+        pio.write_images(figs, paths, width=1400, height=heights, scale=1)
+    except (
+        Exception
+    ) as exc:  # kaleido raises its own types for "no Chrome"; any failure must not lose the HTML
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [], f"no PNGs: {first[:200]} (install chromium for PNG export; report.html is complete)"
+    return paths, None
+
+
+def write_report(run_dir: Path, png: bool = True) -> tuple[dict[str, Any], list[str]]:
+    """Analyse `run_dir` and write results.json, summary.md, report.html and PNGs into it."""
+    data: RunData = load_run(run_dir)
+    results = analyse(data)
+    figures = all_figures(data, results)
+    messages: list[str] = []
+    if png:
+        _, notice = write_pngs(figures, run_dir)
+        if notice:
+            messages.append(notice)
+    results["figures"] = sorted(figures)
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    summary = summary_markdown(results)
+    (run_dir / "summary.md").write_text(summary, encoding="utf-8")
+    (run_dir / "report.html").write_text(report_html(summary, figures), encoding="utf-8")
+    return results, messages
