@@ -113,7 +113,7 @@ def gpu_figures(data: RunData, start: float, end: float, requests: int | None) -
     tel = data.telemetry
     if tel is None:
         return {}
-    window = tel[(tel["timestamp"] >= start) & (tel["timestamp"] <= end)]
+    window = tel[(tel["timestamp"] > start) & (tel["timestamp"] <= end)]  # (start, end]: no double counting
     gpu = window[window["device"].astype(str).str.match(r"^(gpu\d+|all)$")]
     if gpu.empty:
         return {}

@@ -1,0 +1,108 @@
+"""`inferswarm report` end to end on synthetic runs: files, figures in the HTML, PNGs when Chromium is
+there, summary.md, exit codes, and that the report process never imports Locust."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from inferswarm.cli import main
+from tests.conftest import REPO
+from tests.unit.report.synthetic import RAMP, write_run
+
+FIGURES = ["latency_over_time", "per_capability", "per_step", "throughput_over_time"]
+
+
+def plotly_divs(html: str) -> list[str]:
+    return re.findall(r'Plotly\.newPlot\(\s*"([^"]+)"', html)
+
+
+def test_report_files_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "run", RAMP, slo=["p95_ms < 1000"])
+    assert main(["report", str(run), "--no-png"]) == 0
+    out = capsys.readouterr().out
+    assert "report: saturation at 6 users" in out and "report: SLO PASS p95_ms < 1000 (total: 300)" in out
+    results = json.loads((run / "results.json").read_text())
+    assert results["figures"] == FIGURES
+    html = (run / "report.html").read_text()
+    assert len(plotly_divs(html)) == 4
+    # plotly.js embedded once, nothing loaded from elsewhere: the file works offline
+    assert html.count("plotly.js v") == 1 and not re.search(r"<script[^>]+src=", html)
+    for title in (
+        "Throughput and utilization over time",
+        "Latency over time",
+        "Per step of the ramp",
+        "Per capability",
+        "GPU utilization (%)",
+    ):
+        assert title in html
+    summary = (run / "summary.md").read_text()
+    assert "| step 3 | 6 | 21.00 | 21.00 | 0.0% | 400 | 1,800 | 1,800 | 90.0 |" in summary
+    assert "Saturated at **6 users**" in summary and "4 users at 20.00 successful req/s" in summary
+    assert "- **PASS** `p95_ms < 1000` (total): 300.000" in summary
+    assert "<table>" in html and "Saturated at 6 users" in html
+
+
+def test_failed_gate_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "run", RAMP, slo=["p95_ms < 1000", "cap: failure_ratio < 0.01"])
+    assert main(["report", str(run), "--no-png"]) == 3
+    assert "report: SLO FAIL cap: failure_ratio < 0.01 (cap: 0.1235)" in capsys.readouterr().out
+
+
+def test_not_a_run_dir_exits_2(tmp_path: Path) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == 2
+
+
+def report_process(run: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The report in its own process, as `inferswarm run` starts it. (Never in this test process:
+    kaleido's pipe-reading threads block a gevent-patched interpreter, which is why the report is
+    always a process of its own.)"""
+    return subprocess.run(
+        [sys.executable, "-m", "inferswarm.cli", "report", str(run)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="PNG export needs Chromium (.ci/run installs it)"
+)
+def test_pngs_with_chromium(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", RAMP)
+    proc = report_process(run)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "no PNGs" not in proc.stdout
+    for name in FIGURES:
+        png = (run / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_without_chromium_one_notice_and_html_complete(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", RAMP)
+    no_browser = {"PATH": "/nonexistent", "BROWSER_PATH": "/nonexistent/chrome", "HOME": str(tmp_path)}
+    proc = report_process(run, no_browser)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    notices = [line for line in proc.stdout.splitlines() if "no PNGs" in line]
+    assert len(notices) == 1, proc.stdout
+    assert not list(run.glob("*.png"))
+    assert len(plotly_divs((run / "report.html").read_text())) == 4
+
+
+def test_report_never_imports_locust(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", RAMP)
+    code = (
+        "import sys; from inferswarm.cli import main; "
+        f"rc = main(['report', {str(run)!r}, '--no-png']); "
+        "assert 'locust' not in sys.modules and 'gevent' not in sys.modules, 'locust imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
