@@ -12,6 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from inferswarm.config import ReportConfig, SaturationRule
@@ -109,36 +110,49 @@ def test_window(data: RunData) -> tuple[float, float] | None:
 
 
 def gpu_figures(data: RunData, start: float, end: float, requests: int | None) -> dict[str, Any]:
-    """Peak memory, mean utilization and energy per request over [start, end], from every GPU source."""
+    """Peak memory, mean utilization and energy per request over (start, end], from every GPU source."""
     tel = data.telemetry
     if tel is None:
         return {}
-    window = tel[(tel["timestamp"] > start) & (tel["timestamp"] <= end)]  # (start, end]: no double counting
-    gpu = window[window["device"].astype(str).str.match(r"^(gpu\d+|all)$")]
-    if gpu.empty:
-        return {}
     out: dict[str, Any] = {}
-    util = gpu[gpu["metric"] == "gpu_util_pct"]
-    if not util.empty:
-        out["gpu_util_mean_pct"] = float(util["value"].mean())
-    used = gpu[gpu["metric"] == "gpu_mem_used_bytes"]
-    total = gpu[gpu["metric"] == "gpu_mem_total_bytes"]
-    if not used.empty:
-        out["gpu_mem_peak_bytes"] = float(used["value"].max())
-        if not total.empty:
-            peaks = used.groupby(["node", "device"], observed=True)["value"].max()
-            totals = total.groupby(["node", "device"], observed=True)["value"].max()
-            pct = (peaks / totals).dropna()
-            if not pct.empty:
-                out["gpu_mem_peak_pct"] = float(100 * pct.max())
-    energy = gpu[gpu["metric"] == "gpu_energy_j"]
-    if not energy.empty:
-        per_device = energy.groupby(["node", "device"], observed=True)["value"].agg(["min", "max"])
-        joules = float((per_device["max"] - per_device["min"]).sum())
-        out["gpu_energy_j"] = joules
-        if requests:
-            out["energy_per_request_j"] = joules / requests
+    util = tel.get("gpu_util_pct")
+    if util is not None:
+        util = util.window(start, end)
+        values = util.value[tel.is_gpu(util.sid)]
+        if len(values):
+            out["gpu_util_mean_pct"] = float(values.mean())
+    used, total = tel.get("gpu_mem_used_bytes"), tel.get("gpu_mem_total_bytes")
+    if used is not None:
+        used = used.window(start, end)
+        gpu = tel.is_gpu(used.sid)
+        if gpu.any():
+            peaks = _per_series(used.sid[gpu], used.value[gpu], np.maximum, len(tel.series), -np.inf)
+            out["gpu_mem_peak_bytes"] = float(peaks.max())
+            if total is not None:
+                totals = _per_series(total.sid, total.value, np.maximum, len(tel.series), -np.inf)
+                known = np.isfinite(peaks) & np.isfinite(totals) & (totals > 0)
+                if known.any():
+                    out["gpu_mem_peak_pct"] = float(100 * (peaks[known] / totals[known]).max())
+    energy = tel.get("gpu_energy_j")
+    if energy is not None:
+        energy = energy.window(start, end)
+        gpu = tel.is_gpu(energy.sid)
+        if gpu.any():
+            n = len(tel.series)
+            high = _per_series(energy.sid[gpu], energy.value[gpu], np.maximum, n, -np.inf)
+            low = _per_series(energy.sid[gpu], energy.value[gpu], np.minimum, n, np.inf)
+            seen = np.isfinite(high)
+            joules = float((high[seen] - low[seen]).sum())
+            out["gpu_energy_j"] = joules
+            if requests:
+                out["energy_per_request_j"] = joules / requests
     return out
+
+
+def _per_series(sid: np.ndarray, value: np.ndarray, ufunc: Any, n: int, fill: float) -> np.ndarray:
+    result = np.full(n, fill)
+    ufunc.at(result, sid, value)
+    return result
 
 
 def _history_step(data: RunData, start: float, end: float) -> dict[str, Any] | None:

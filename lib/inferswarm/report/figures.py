@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -34,17 +35,22 @@ def _telemetry_lines(
     data: RunData, metric: str, scale: float = 1.0, host_only: bool = False
 ) -> list[go.Scatter]:
     tel = data.telemetry
-    if tel is None:
+    series = tel.get(metric) if tel is not None else None
+    if tel is None or series is None:
         return []
-    rows = tel[tel["metric"] == metric]
-    if host_only:
-        rows = rows[rows["device"] == "host"]
+    wanted = tel.is_host(series.sid) if host_only else np.ones(len(series), dtype=bool)
+    if metric.startswith("gpu_"):
+        wanted &= tel.is_gpu(series.sid)
     lines = []
-    for (node, device), group in rows.groupby(["node", "device"], observed=True):
-        group = _thin(group.sort_values("timestamp"), "timestamp", ["value"])
+    for sid in np.unique(series.sid[wanted]):
+        mask = series.sid == sid
+        frame = _thin(
+            pd.DataFrame({"timestamp": series.ts[mask], "value": series.value[mask]}), "timestamp", ["value"]
+        )
+        node, _, device = tel.series[int(sid)]
         lines.append(
             go.Scatter(
-                x=_when(group["timestamp"]), y=group["value"] / scale, name=f"{device} · {node}", mode="lines"
+                x=_when(frame["timestamp"]), y=frame["value"] / scale, name=f"{device} · {node}", mode="lines"
             )
         )
     return lines

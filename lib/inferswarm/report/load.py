@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+
+from inferswarm.report.telemetry import Telemetry, read_telemetry
 
 NUMERIC_NA = ["N/A", "n/a", "nan", ""]
 
@@ -28,7 +31,7 @@ class RunData:
     steps: pd.DataFrame | None = None
     step_latency: pd.DataFrame | None = None
     status_codes: pd.DataFrame | None = None
-    telemetry: pd.DataFrame | None = None
+    telemetry: Telemetry | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -43,7 +46,7 @@ def _read(
     numeric: list[str],
     required: list[str],
     dtype: dict[str, Any] | None = None,
-    usecols: list[str] | None = None,
+    usecols: set[str] | None = None,
 ) -> pd.DataFrame | None:
     path = data.run_dir / f"{data.prefix}_{name}.csv"
     if not path.is_file():
@@ -56,7 +59,7 @@ def _read(
             keep_default_na=False,
             on_bad_lines="skip",
             dtype=dtype,
-            usecols=usecols,
+            usecols=None if usecols is None else usecols.__contains__,
         )
     except pd.errors.EmptyDataError:
         data.notes.append(f"{path.name}: empty file")
@@ -77,65 +80,31 @@ def _read(
         data.notes.append(f"{path.name}: {before - len(frame)} incomplete row(s) skipped (truncated or N/A)")
     if frame.empty:
         data.notes.append(f"{path.name}: no rows")
-    return frame.reset_index(drop=True)
+    result: pd.DataFrame = frame.reset_index(drop=True)
+    return result
 
 
 PERCENTILE_COLUMNS = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
-TELEMETRY_METRICS = {
-    "gpu_util_pct",
-    "gpu_mem_used_bytes",
-    "gpu_mem_total_bytes",
-    "gpu_energy_j",
-    "gpu_power_w",
-    "cpu_util_pct",
-    "mem_util_pct",
-    "process_cpu_pct",
-    "generator_saturated",
-}
 
 
-def _read_telemetry(data: RunData) -> pd.DataFrame | None:
-    """Only the metrics the report uses, with the repeated strings as categories: a day-long run has
-    tens of millions of rows, and this keeps them at about 20 bytes each."""
+def _load_telemetry(data: RunData) -> Telemetry | None:
     path = data.run_dir / f"{data.prefix}_telemetry.csv"
     if not path.is_file():
         data.notes.append(f"{path.name}: missing (no telemetry: utilization figures are left out)")
         return None
-    parts = []
-    dtype = {"node": "category", "source": "category", "device": "category", "metric": "category"}
     try:
-        reader = pd.read_csv(
-            path,
-            usecols=["timestamp", "node", "source", "device", "metric", "value"],
-            dtype=dtype,
-            na_values=NUMERIC_NA,
-            keep_default_na=False,
-            on_bad_lines="skip",
-            chunksize=2_000_000,
-            engine="c",
+        telemetry = read_telemetry(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        data.notes.append(f"{path.name}: unreadable ({str(exc).splitlines()[0]})")
+        return None
+    if telemetry.skipped_rows:
+        data.notes.append(
+            f"{path.name}: {telemetry.skipped_rows} incomplete row(s) skipped (truncated or malformed)"
         )
-        for chunk in reader:
-            chunk = chunk[chunk["metric"].isin(TELEMETRY_METRICS)]
-            chunk = chunk[~chunk["device"].astype(str).str.startswith("cpu")]  # per-core rows: not used
-            for column in ("timestamp", "value"):
-                chunk[column] = pd.to_numeric(chunk[column], errors="coerce")
-            parts.append(chunk.dropna(subset=["timestamp", "value"]))
-    except pd.errors.EmptyDataError:
-        data.notes.append(f"{path.name}: empty file")
-        return None
-    except (ValueError, pd.errors.ParserError) as exc:
-        data.notes.append(f"{path.name}: unreadable ({exc})")
-        return None
-    if not parts:
-        data.notes.append(f"{path.name}: no rows")
-        return None
-    frame = pd.concat(parts, ignore_index=True)
-    for column in dtype:
-        frame[column] = frame[column].astype(str).astype("category")
-    if frame.empty:
+    if not telemetry.metrics:
         data.notes.append(f"{path.name}: no usable rows")
         return None
-    return frame
+    return telemetry
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -172,6 +141,22 @@ def load_run(run_dir: Path) -> RunData:
             *PERCENTILE_COLUMNS,
         ],
         ["Timestamp", "Name", "Total Request Count"],
+        dtype={"Name": "category"},
+        # only what the report uses: a day-long history of many capabilities is a million rows
+        usecols={
+            "Timestamp",
+            "User Count",
+            "Name",
+            "Requests/s",
+            "Failures/s",
+            "Total Request Count",
+            "Total Failure Count",
+            "50%",
+            "90%",
+            "95%",
+            "99%",
+            "100%",
+        },
     )
     data.stats = _read(
         data,
@@ -201,5 +186,5 @@ def load_run(run_dir: Path) -> RunData:
         ["stage", "name", "response_time_ms", "count"],
     )
     data.status_codes = _read(data, "status_codes", ["status", "count"], ["name", "status", "count"])
-    data.telemetry = _read_telemetry(data)
+    data.telemetry = _load_telemetry(data)
     return data

@@ -1,0 +1,71 @@
+"""`inferswarm run` reports at the end: the knee of a target with known capacity is where it really is,
+and a failed SLO gate makes the run exit 3."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inferswarm.cli import ReferenceTarget
+from tests.conftest import base_config
+from tests.integration.runs import inferswarm, only_run_dir
+
+pytestmark = pytest.mark.integration
+
+# 2 slots x 100 ms fixed = 20 successful requests/s at most
+TARGET = {
+    "slots": 2,
+    "queue_depth": 2,
+    "capabilities": {
+        "prompt-enhance": {"service_time": {"distribution": "fixed", "mean_ms": 100}, "gpu": True}
+    },
+}
+
+
+def test_run_reports_the_knee_and_fails_its_gate(
+    start_target: Callable[[dict[str, Any]], ReferenceTarget],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    target = start_target(TARGET)
+    config = base_config(
+        target={"base_url": target.url, "request_timeout_s": 10},
+        capabilities=[
+            {"name": "prompt-enhance", "kind": "json", "path": "/prompt-enhance", "params": {"prompt": "a"}}
+        ],
+        # offered: 8, 16, 24, 32 req/s against a capacity of 20
+        load={"shape": "ramp", "step_users": 2, "step_duration_s": 4, "max_users": 8, "per_user_rps": 4},
+        slo=["prompt-enhance: p95_ms < 5000", "p50_ms < 1"],
+        report={"warmup_s": 1},
+    )
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(write_config(config)), "--out", str(out))
+    stdout, stderr = proc.communicate(timeout=180)
+    assert proc.returncode == 3, stderr[-3000:]  # the run worked; the p50 gate did not hold
+    run_dir = only_run_dir(out)
+    assert (
+        "report: SLO FAIL p50_ms < 1" in stdout and "report: SLO PASS prompt-enhance: p95_ms < 5000" in stdout
+    )
+    for name in ("report.html", "results.json", "summary.md"):
+        assert (run_dir / name).stat().st_size > 0
+    if shutil.which("chromium"):
+        assert (run_dir / "per_step.png").read_bytes()[:4] == b"\x89PNG"
+
+    results = json.loads((run_dir / "results.json").read_text())
+    steps = results["steps"]
+    assert [s["users"] for s in steps] == [2, 4, 6, 8] and all(s["exact"] for s in steps)
+    # below capacity the target serves what is offered...
+    assert 6.5 <= steps[0]["success_rps"] <= 9.5 and 13 <= steps[1]["success_rps"] <= 18.5
+    # ...above it, successful throughput stays near 20/s
+    assert all(s["success_rps"] <= 22 for s in steps[2:])
+    # the first step offered more than capacity is the saturation point; the knee is the one before
+    assert results["saturation"]["users"] == 6 and results["saturation"]["knee_users"] == 4
+    assert results["slo"]["passed"] is False
+    assert results["summary"]["prompt-enhance"]["status_codes"]["200"] > 0
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["files"]["steps"] == "locust_steps.csv"
