@@ -1,8 +1,7 @@
 """`inferswarm report` on a synthetic 24-hour run: 1 s stats history for 10 capabilities and telemetry
 for 8 GPUs on 4 nodes (what NVML sampling writes: 9 GPU metrics per device, host metrics and 8 per-core
 CPU rows per node, every second), ramped in 24 one-hour steps. `--gpus-per-node 8` makes it 32 GPUs.
-Prints the report's wall time and peak
-memory (its own process, as `inferswarm run` starts it).
+Prints the report's wall time and peak memory (its own process, as `inferswarm run` starts it).
 
     .venv/bin/python bench/report_scale.py [--hours 24] [--keep DIR]
 
