@@ -12,6 +12,7 @@ import locust  # noqa: F401
 import pytest
 import yaml
 
+from inferswarm import nvml
 from inferswarm.cli import ReferenceTarget
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,3 +62,11 @@ def start_target(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Referenc
     yield start
     for target in started:
         target.stop()
+
+
+@pytest.fixture
+def fresh_nvml() -> Iterator[None]:
+    """The NVML seam remembers success or failure per process; tests that touch it start clean."""
+    nvml.reset_for_tests()
+    yield
+    nvml.reset_for_tests()

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from inferswarm.shapes import STAGE_COLUMNS
+
 START = 1_700_000_000.0
 PCT_COLUMNS = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
 HISTORY_COLUMNS = [
@@ -150,17 +152,7 @@ def write_run(
         t = stop
     _write(
         run_dir / "locust_stages.csv",
-        [
-            "stage",
-            "name",
-            "users",
-            "spawn_rate",
-            "planned_start_s",
-            "planned_end_s",
-            "start_epoch_s",
-            "end_epoch_s",
-            "completed",
-        ],
+        STAGE_COLUMNS,
         stages,
     )
     _write(

@@ -3,7 +3,6 @@ errors mid-query, and no NVML at all."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,8 @@ from inferswarm import nvml
 from inferswarm.target.gpu_check import gpu_check_report
 from tests.fake_nvml import H100, FakeNvml, NVMLError, gpu_lost
 
-
-@pytest.fixture(autouse=True)
-def _fresh_nvml_state() -> Iterator[None]:
-    nvml.reset_for_tests()
-    yield
-    nvml.reset_for_tests()
+# NVML's remembered state (the seam caches success or failure) is reset around every test
+pytestmark = pytest.mark.usefixtures("fresh_nvml")
 
 
 def test_seed_000_shape_for_two_devices() -> None:

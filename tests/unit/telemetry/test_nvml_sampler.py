@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,12 +11,8 @@ from inferswarm.telemetry.nvml_sampler import GpuSampler
 from inferswarm.telemetry.samples import METRICS, Sample
 from tests.fake_nvml import H100, FakeNvml, gpu_lost
 
-
-@pytest.fixture(autouse=True)
-def _fresh_nvml_state() -> Iterator[None]:
-    nvml.reset_for_tests()
-    yield
-    nvml.reset_for_tests()
+# NVML's remembered state (the seam caches success or failure) is reset around every test
+pytestmark = pytest.mark.usefixtures("fresh_nvml")
 
 
 def by_key(samples: list[Sample]) -> dict[tuple[str, str], Sample]:

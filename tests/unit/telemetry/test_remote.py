@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from inferswarm import nvml
 from inferswarm.config import parse_config
 from inferswarm.target.gpu_check import gpu_check_report
 from inferswarm.telemetry.locust_wiring import build_pollers
@@ -20,12 +17,8 @@ from inferswarm.telemetry.remote import (
 from tests.conftest import base_config
 from tests.fake_nvml import H100, FakeNvml
 
-
-@pytest.fixture(autouse=True)
-def _fresh_nvml_state() -> Iterator[None]:
-    nvml.reset_for_tests()
-    yield
-    nvml.reset_for_tests()
+# NVML's remembered state (the seam caches success or failure) is reset around every test
+pytestmark = pytest.mark.usefixtures("fresh_nvml")
 
 
 def test_seed_000_gpu_check_reply_becomes_gpu_samples() -> None:

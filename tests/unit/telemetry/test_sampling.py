@@ -3,26 +3,20 @@ loop-lag probe proves it (and proves it would see the stall otherwise)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import gevent
 import pytest
 from gevent import monkey
 
-from inferswarm import nvml
 from inferswarm.telemetry.sampling import LocalSampling
 from tests.fake_nvml import H100, FakeNvml
 
+# NVML's remembered state (the seam caches success or failure) is reset around every test
+pytestmark = pytest.mark.usefixtures("fresh_nvml")
+
 real_sleep = monkey.get_original("time", "sleep")  # blocks the calling OS thread, like a wedged driver
 STALL_S = 0.3
-
-
-@pytest.fixture(autouse=True)
-def _fresh_nvml_state() -> Iterator[None]:
-    nvml.reset_for_tests()
-    yield
-    nvml.reset_for_tests()
 
 
 def slow_power() -> Any:
