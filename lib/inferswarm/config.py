@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 from inferswarm.protocols import KINDS, Capability
 from inferswarm.protocols.base import StrictModel
 from inferswarm.secrets import refuse_literal_credentials
-from inferswarm.slo import parse_gate
+from inferswarm.slo import COMPARE_METRICS, parse_gate
 
 
 class ConfigError(Exception):
@@ -144,7 +144,17 @@ class ReportConfig(StrictModel):
     """Dropped at the start of each step before its numbers are taken (at most half the step)."""
     saturation: SaturationRule = Field(default_factory=SaturationRule)
     tolerances: dict[str, float] = Field(default_factory=dict)
-    """`inferswarm compare`: allowed relative change per metric before it counts as a regression."""
+    """`inferswarm compare`: allowed change per metric before it counts as a regression."""
+
+    @field_validator("tolerances")
+    @classmethod
+    def _known_metrics(cls, tolerances: dict[str, float]) -> dict[str, float]:
+        for metric, value in tolerances.items():
+            if metric not in COMPARE_METRICS:
+                raise ValueError(f"unknown metric {metric!r}; known: {', '.join(COMPARE_METRICS)}")
+            if value < 0:
+                raise ValueError(f"{metric}: tolerance must be >= 0")
+        return tolerances
 
 
 class OutputConfig(StrictModel):

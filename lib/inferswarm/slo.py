@@ -25,6 +25,20 @@ METRICS = {
     "gpu_mem_peak_pct": "peak GPU memory (% of total)",
 }
 GPU_METRICS = {"gpu_util_mean_pct", "gpu_mem_peak_pct"}
+# `inferswarm compare`'s metrics and which direction is better
+COMPARE_METRICS: dict[str, str] = {
+    "rps": "higher",
+    "success_rps": "higher",
+    "failure_ratio": "lower",
+    "p50_ms": "lower",
+    "p90_ms": "lower",
+    "p95_ms": "lower",
+    "p99_ms": "lower",
+    "saturation_users": "higher",
+    "knee_success_rps": "higher",
+    "gpu_util_mean_pct": "higher",
+    "energy_per_request_j": "lower",
+}
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,

@@ -103,6 +103,16 @@ BAD_CONFIGS = [
         "'auto'",
     ),
     ("telemetry", {"gpu_check": "gpu-chek"}, "telemetry.gpu_check", "no capability named 'gpu-chek'"),
+    ("slo", ["p95 < 2000"], "slo[0]", "unknown metric 'p95'"),
+    ("slo", ["p95_ms = 2000"], "slo[0]", "is not a gate"),
+    (
+        "slo",
+        ["text-to-imag: p95_ms < 2000"],
+        "slo[0]",
+        "no capability named 'text-to-imag' (did you mean 'text-to-image'?)",
+    ),
+    ("report", {"tolerances": {"p95": 0.1}}, "report.tolerances", "unknown metric 'p95'"),
+    ("report", {"warmup_s": -1}, "report.warmup_s", "greater than or equal to 0"),
     ("telemetry", {"saturation_cpu_pct": 150}, "telemetry.saturation_cpu_pct", "less than or equal to 100"),
 ]
 

@@ -18,21 +18,9 @@ from plotly.subplots import make_subplots
 
 from inferswarm.report.analysis import analyse
 from inferswarm.report.load import load_run
+from inferswarm.slo import COMPARE_METRICS
 
-# metric -> which direction is better
-METRICS: dict[str, str] = {
-    "rps": "higher",
-    "success_rps": "higher",
-    "failure_ratio": "lower",
-    "p50_ms": "lower",
-    "p90_ms": "lower",
-    "p95_ms": "lower",
-    "p99_ms": "lower",
-    "saturation_users": "higher",
-    "knee_success_rps": "higher",
-    "gpu_util_mean_pct": "higher",
-    "energy_per_request_j": "lower",
-}
+METRICS = COMPARE_METRICS
 DEFAULT_TOLERANCE = 0.10
 DEFAULT_FAILURE_TOLERANCE = 0.01
 
@@ -130,8 +118,10 @@ def overlay_figure(a: dict[str, Any], b: dict[str, Any], names: tuple[str, str])
 
 
 def write_compare(a_dir: Path, b_dir: Path, out: Path, tolerances: dict[str, float]) -> list[dict[str, Any]]:
+    """Tolerances: B's config `report.tolerances`, then the ones given here on top."""
     a, b = results_of(a_dir), results_of(b_dir)
-    rows = compare(a, b, tolerances)
+    configured = ((b.get("inputs") or {}).get("config") or {}).get("report", {}).get("tolerances") or {}
+    rows = compare(a, b, {**configured, **tolerances})
     out.mkdir(parents=True, exist_ok=True)
     markdown = compare_markdown(a_dir, b_dir, rows)
     (out / "compare.md").write_text(markdown, encoding="utf-8")

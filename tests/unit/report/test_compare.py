@@ -42,8 +42,11 @@ def test_within_tolerance_passes(tmp_path: Path) -> None:
     stats.write_text(stats.read_text().replace(",200,300,400,", ",200,320,400,"))
     assert main(["compare", str(a), str(b)]) == 0
     assert (b / "compare.md").read_text().startswith("# b compared with a\n\nNo regressions.")
-    # ...but not inside a tolerance of 5 %
+    # ...but not inside a tolerance of 5 %, given on the command line or in B's config
     assert main(["compare", str(a), str(b), "--tolerance", "p95_ms=0.05"]) == 3
+    strict = write_run(tmp_path / "strict", RAMP, report={"warmup_s": 0, "tolerances": {"p95_ms": 0.05}})
+    (strict / "locust_stats.csv").write_text(stats.read_text())
+    assert main(["compare", str(a), str(strict)]) == 3
 
 
 def test_throughput_and_failures_regressions() -> None:
