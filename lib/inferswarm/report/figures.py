@@ -57,15 +57,12 @@ def _telemetry_lines(
 
 
 def _empty_note(fig: go.Figure, row: int, text: str) -> None:
-    axis = "" if row == 1 else str(row)
+    """A grey note in the middle of an empty subplot (paper coordinates: no data range is touched)."""
+    subplot = fig.get_subplot(row, 1)
+    x = sum(subplot.xaxis.domain) / 2
+    y = sum(subplot.yaxis.domain) / 2
     fig.add_annotation(
-        text=text,
-        showarrow=False,
-        xref=f"x{axis} domain",
-        yref=f"y{axis} domain",
-        x=0.5,
-        y=0.5,
-        font={"color": "#888"},
+        text=text, showarrow=False, xref="paper", yref="paper", x=x, y=y, font={"color": "#888"}
     )
 
 
