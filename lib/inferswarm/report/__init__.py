@@ -1,6 +1,6 @@
 """Reports: a run directory's CSVs, stages and telemetry → analysis, SLO verdicts, figures, documents.
 
-Runs in its own process and never imports Locust: `load` reads, `analysis` computes (per capability,
-per step, saturation, gates), `figures` draws with plotly, `render` writes report.html, PNGs,
-results.json and summary.md; `compare` puts two runs side by side.
+Runs in its own process and never imports Locust: `load` reads (`telemetry` the big long-form CSV),
+`analysis` computes (per capability, per step, saturation, gates), `figures` draws with plotly, `render`
+writes report.html, PNGs, results.json and summary.md; `compare` puts two runs side by side.
 """

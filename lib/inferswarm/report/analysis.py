@@ -83,20 +83,20 @@ def capability_summary(data: RunData) -> dict[str, dict[str, Any]]:
         entry["failures_by_category"] = {}
         entry["status_codes"] = {}
         out[key] = entry
+
+    def count(name: str, table: str, bucket: str, n: int) -> None:
+        for key in (name, "total"):  # each capability's own, and the run's
+            if key in out:
+                counts = out[key][table]
+                counts[bucket] = counts.get(bucket, 0) + n
+
     if data.failures is not None:
         for _, row in data.failures.iterrows():
             category = failure_category(str(row["Error"]))
-            for key in (str(row["Name"]), "total"):
-                if key in out:
-                    by = out[key]["failures_by_category"]
-                    by[category] = by.get(category, 0) + int(row["Occurrences"])
+            count(str(row["Name"]), "failures_by_category", category, int(row["Occurrences"]))
     if data.status_codes is not None:
         for _, row in data.status_codes.iterrows():
-            status = str(int(row["status"]))
-            for key in (str(row["name"]), "total"):
-                if key in out:
-                    codes = out[key]["status_codes"]
-                    codes[status] = codes.get(status, 0) + int(row["count"])
+            count(str(row["name"]), "status_codes", str(int(row["status"])), int(row["count"]))
     return out
 
 

@@ -14,9 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from inferswarm.report.telemetry import Telemetry, read_telemetry
-
-NUMERIC_NA = ["N/A", "n/a", "nan", ""]
+from inferswarm.report.telemetry import NUMERIC_NA, Telemetry, read_telemetry
 
 
 @dataclass

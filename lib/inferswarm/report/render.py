@@ -16,9 +16,6 @@ from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
 
-EXIT_OK = 0
-EXIT_GATE_FAILED = 3
-
 
 def _fmt(value: Any, digits: int = 1) -> str:
     if value is None:

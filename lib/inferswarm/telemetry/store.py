@@ -7,7 +7,6 @@ quit), so a run killed hard keeps everything up to its last interval.
 from __future__ import annotations
 
 import csv
-import io
 import math
 import time
 from collections import deque
@@ -53,14 +52,6 @@ class TelemetryCsv:
             self._handle.flush()
             self._handle.close()
             self._handle = None
-
-
-def csv_text(samples: Iterable[Sample]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows((f"{s.timestamp:.3f}", *s[1:5], _cell(s.value), s.unit) for s in samples)
-    return buffer.getvalue()
 
 
 Key = tuple[str, str, str, str]  # node, source, device, metric
