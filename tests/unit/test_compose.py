@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +26,8 @@ def expand_defaults(value: str) -> str:
 
 def test_services_and_ports() -> None:
     services = compose()["services"]
-    assert set(services) == {"target", "agent", "master", "worker"}
+    assert set(services) == {"target", "agent", "master", "worker", "report"}
+    assert services["report"]["profiles"] == ["report"]  # not started by `up`, only by `run`
     assert "8089:8089" in services["master"]["ports"]
     assert "ports" not in services["worker"]  # scalable: workers publish nothing
 
@@ -44,6 +46,14 @@ def test_agent_command_parses_and_the_master_polls_it() -> None:
     agents = expand_defaults(services["master"]["environment"]["INFERSWARM_AGENTS"])
     config = with_extra_agents(load_config(REPO / "configs" / "demo.yaml"), agents)
     assert [a.url for a in config.telemetry.agents] == [f"http://agent:{args.port}"]
+
+
+def test_report_service_reads_the_masters_run_directory() -> None:
+    services = compose()["services"]
+    args = build_parser().parse_args([expand_defaults(str(p)) for p in services["report"]["command"]])
+    master = [expand_defaults(str(p)) for p in services["master"]["command"]]
+    csv_prefix = master[master.index("--csv") + 1]
+    assert args.command == "report" and args.run_dir == str(Path(csv_prefix).parent)
 
 
 def test_locust_services_use_an_existing_locustfile_and_valid_config() -> None:
