@@ -21,7 +21,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from inferswarm.config import AGENTS_ENV, ConfigError, load_config, resolve_secret_headers, with_extra_agents
+from inferswarm.config import (
+    AGENTS_ENV,
+    INTERVAL_MAX_S,
+    INTERVAL_MIN_S,
+    ConfigError,
+    load_config,
+    resolve_secret_headers,
+    with_extra_agents,
+)
 from inferswarm.runinfo import (
     CSV_PREFIX_NAME,
     RunRecord,
@@ -242,17 +250,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def _tolerances(items: list[str]) -> dict[str, float]:
-    from inferswarm.report.compare import METRICS
+    from inferswarm.slo import check_tolerance
 
     out: dict[str, float] = {}
     for item in items:
-        metric, _, value = item.partition("=")
-        if metric not in METRICS:
-            raise ValueError(f"--tolerance {item}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        metric, _, text = item.partition("=")
         try:
-            out[metric] = float(value)
+            value = float(text)
         except ValueError:
-            raise ValueError(f"--tolerance {item}: {value!r} is not a number") from None
+            raise ValueError(f"--tolerance {item}: {text!r} is not a number") from None
+        try:
+            check_tolerance(metric, value)
+        except ValueError as exc:
+            raise ValueError(f"--tolerance {item}: {exc}") from None
+        out[metric] = value
     return out
 
 
@@ -296,8 +307,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    if not 0.1 <= args.interval <= 10:
-        return _error(f"--interval {args.interval:g}: must be between 0.1 and 10 seconds")
+    if not INTERVAL_MIN_S <= args.interval <= INTERVAL_MAX_S:
+        return _error(
+            f"--interval {args.interval:g}: must be between {INTERVAL_MIN_S:g} and {INTERVAL_MAX_S:g} s"
+        )
     from inferswarm.telemetry.agent import serve
 
     serve(args.host, args.port, args.interval, args.name, args.log_level)

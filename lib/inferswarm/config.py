@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_valid
 from inferswarm.protocols import KINDS, Capability
 from inferswarm.protocols.base import StrictModel
 from inferswarm.secrets import refuse_literal_credentials
-from inferswarm.slo import COMPARE_METRICS, parse_gate
+from inferswarm.slo import check_tolerance, parse_gate
 
 
 class ConfigError(Exception):
@@ -113,9 +113,12 @@ class PrometheusSource(StrictModel):
     format: Literal["auto", "dcgm", "node", "inferswarm"] = "auto"
 
 
+INTERVAL_MIN_S, INTERVAL_MAX_S = 0.1, 10.0  # 10 to 0.1 samples per second
+
+
 class TelemetryConfig(StrictModel):
     enabled: bool = True
-    interval_s: float = Field(default=1.0, ge=0.1, le=10.0)
+    interval_s: float = Field(default=1.0, ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)
     """Seconds between samples on every node and between polls of remote sources (0.1 to 10)."""
     gpu: bool = True
     """Sample local GPUs through NVML (nothing happens on a machine without one)."""
@@ -150,10 +153,7 @@ class ReportConfig(StrictModel):
     @classmethod
     def _known_metrics(cls, tolerances: dict[str, float]) -> dict[str, float]:
         for metric, value in tolerances.items():
-            if metric not in COMPARE_METRICS:
-                raise ValueError(f"unknown metric {metric!r}; known: {', '.join(COMPARE_METRICS)}")
-            if value < 0:
-                raise ValueError(f"{metric}: tolerance must be >= 0")
+            check_tolerance(metric, value)
         return tolerances
 
 

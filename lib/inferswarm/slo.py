@@ -39,6 +39,16 @@ COMPARE_METRICS: dict[str, str] = {
     "gpu_util_mean_pct": "higher",
     "energy_per_request_j": "lower",
 }
+
+
+def check_tolerance(metric: str, value: float) -> None:
+    """Raises ValueError unless `metric` is a compare metric and `value` a usable tolerance."""
+    if metric not in COMPARE_METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(COMPARE_METRICS)}")
+    if value < 0:
+        raise ValueError(f"{metric}: tolerance must be >= 0")
+
+
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,

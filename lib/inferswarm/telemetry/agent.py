@@ -10,14 +10,13 @@ a master that polls late (or reconnects) still gets every sample in between.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
 from typing import Any
 
 from inferswarm.telemetry.prometheus import to_text
-from inferswarm.telemetry.samples import Sample, node_name, to_wire
+from inferswarm.telemetry.samples import Sample, next_tick, node_name, to_wire
 from inferswarm.telemetry.sampling import LocalSampling
 
 
@@ -49,8 +48,7 @@ class AgentSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             now = time.time()
-            tick = (math.floor(now / self.interval_s) + 1) * self.interval_s
-            if self._stop.wait(max(0.0, tick - now)):
+            if self._stop.wait(max(0.0, next_tick(now, self.interval_s) - now)):
                 return
             self.sample_once()
 

@@ -8,7 +8,6 @@ each whole second of Locust's stats history has exactly one sample per series.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from inferswarm.config import RunConfig
 from inferswarm.protocols import protocol_for
 from inferswarm.telemetry.remote import AgentPoller, GpuCheckPoller, Poller, PrometheusPoller
-from inferswarm.telemetry.samples import Sample, from_wire, node_name, to_wire
+from inferswarm.telemetry.samples import Sample, from_wire, next_tick, node_name, to_wire
 from inferswarm.telemetry.sampling import LocalSampling
 from inferswarm.telemetry.store import LiveView, SaturationTracker, TelemetryCsv
 
@@ -37,8 +36,7 @@ FLUSH_S = 1.0  # the CSV reaches the OS at most once a second (and at quit), lik
 
 def _sleep_to_grid(interval_s: float) -> float:
     now = time.time()
-    tick = (math.floor(now / interval_s) + 1) * interval_s
-    gevent.sleep(max(0.0, tick - now))
+    gevent.sleep(max(0.0, next_tick(now, interval_s) - now))
     return time.time()
 
 

@@ -75,6 +75,11 @@ def plain(value: Any) -> float:
     return int(inner) if isinstance(inner, int) else float(inner)
 
 
+def next_tick(now: float, interval_s: float) -> float:
+    """The next point of the epoch-aligned sampling grid `k * interval_s` after `now`."""
+    return (math.floor(now / interval_s) + 1) * interval_s
+
+
 def sample(timestamp: float, node: str, source: str, device: str, metric: str, value: Any) -> Sample:
     """Build a sample of a catalogued metric (its unit comes from the catalogue)."""
     return Sample(round(timestamp, 3), node, source, device, metric, plain(value), METRICS[metric])

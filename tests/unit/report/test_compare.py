@@ -63,6 +63,7 @@ def test_bad_tolerance_and_missing_run_exit_2(tmp_path: Path) -> None:
     assert main(["compare", str(a), str(tmp_path / "nope")]) == 2
     assert main(["compare", str(a), str(a), "--tolerance", "latency=0.1"]) == 2
     assert main(["compare", str(a), str(a), "--tolerance", "p95_ms=lots"]) == 2
+    assert main(["compare", str(a), str(a), "--tolerance", "p95_ms=-0.1"]) == 2  # same rule as the config
 
 
 def test_results_json_is_reused_when_present(tmp_path: Path) -> None:
