@@ -2,7 +2,8 @@
 
     python scripts/make_test_assets.py
 
-Pure standard library, deterministic output: a 64x48 RGB PNG gradient and a 1 s, 16 kHz mono WAV tone.
+Deterministic output: a 64x48 RGB PNG gradient and a 1 s, 16 kHz mono WAV tone (standard library), and
+the same gradient as a baseline JPEG (needs Pillow: `pip install pillow`; only this script uses it).
 """
 
 from __future__ import annotations
@@ -47,9 +48,19 @@ def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000, freq: float =
         out.writeframes(frames)
 
 
+def write_jpeg(path: Path, png_path: Path) -> None:
+    try:
+        from PIL import Image
+    except ImportError:
+        raise SystemExit("the JPEG needs Pillow: pip install pillow") from None
+    with Image.open(png_path) as image:
+        image.convert("RGB").save(path, "JPEG", quality=85, optimize=True)
+
+
 def main() -> None:
     ASSETS.mkdir(exist_ok=True)
     (ASSETS / "image-64x48.png").write_bytes(png(64, 48))
+    write_jpeg(ASSETS / "image-64x48.jpg", ASSETS / "image-64x48.png")
     write_wav(ASSETS / "tone-1s-16khz.wav")
     for path in sorted(ASSETS.iterdir()):
         print(f"{path.relative_to(ASSETS.parent)}: {path.stat().st_size} bytes")

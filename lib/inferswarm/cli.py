@@ -25,10 +25,12 @@ from inferswarm.config import (
     AGENTS_ENV,
     INTERVAL_MAX_S,
     INTERVAL_MIN_S,
+    LOAD_ENV,
     ConfigError,
     load_config,
     resolve_secret_headers,
     with_extra_agents,
+    with_load_override,
 )
 from inferswarm.runinfo import (
     CSV_PREFIX_NAME,
@@ -175,10 +177,25 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
     write_json_atomic(run_dir / "run.json", data)
 
 
+def cycle_override(args: argparse.Namespace) -> str | None:
+    """`-x/-y/-z/--cycles` as the JSON load override the Locust processes read from INFERSWARM_LOAD."""
+    given = {
+        "packets": getattr(args, "packets", None),
+        "capabilities": getattr(args, "capabilities", None),
+        "interval_s": getattr(args, "interval", None),
+        "cycles": getattr(args, "cycles", None),
+    }
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if not chosen:
+        return os.environ.get(LOAD_ENV) or None
+    return json.dumps({"shape": "cycle", **chosen})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
+    load_override = cycle_override(args)
     try:
-        config = with_extra_agents(load_config(args.config), agents)
+        config = with_load_override(with_extra_agents(load_config(args.config), agents), load_override)
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         return _error(exc.one_line())
@@ -195,7 +212,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         # run.json exists from the first moment, even if Locust never gets to write its own.
         RunRecord(run_dir, config, secrets.values()).save()
         cmd = locust_command(Path(args.config), run_dir, not args.web, host, args.locust_args)
-        code = run_locust(cmd, {**os.environ, AGENTS_ENV: agents} if agents else None)
+        env = {**os.environ}
+        if agents:
+            env[AGENTS_ENV] = agents
+        if load_override:
+            env[LOAD_ENV] = load_override
+        code = run_locust(cmd, env)
         extra: dict[str, Any] = {}
         if target is not None:
             extra["reference_target"] = {"url": target.url, "stats": target.stats()}
@@ -376,6 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"poll an `inferswarm agent` for target telemetry (repeatable; also {AGENTS_ENV}=URL,URL)",
     )
     run.add_argument("--no-report", action="store_true", help="skip `inferswarm report` at the end")
+    cycle = run.add_argument_group(
+        "cycle mode (seed 000)", "send x requests spread over y capabilities every z seconds"
+    )
+    cycle.add_argument("-x", "--packets", type=int, help="requests per cycle")
+    cycle.add_argument(
+        "-y", "--capabilities", nargs="+", metavar="NAME", help="capabilities to spread them over"
+    )
+    cycle.add_argument("-z", "--interval", type=float, metavar="SECONDS", help="seconds between cycle starts")
+    cycle.add_argument("--cycles", type=int, help="how many cycles (default 10, or the config's)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser(

@@ -9,6 +9,7 @@ working directory (inputs belong to the config, outputs to where you run).
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 import yaml
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from inferswarm.derived import is_derived
 from inferswarm.protocols import KINDS, Capability
 from inferswarm.protocols.base import StrictModel
 from inferswarm.secrets import refuse_literal_credentials
@@ -44,6 +46,8 @@ class SecretHeader(StrictModel):
     env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     prefix: str = ""
     """Prepended to the value, e.g. "Bearer "."""
+    optional: bool = False
+    """Send the header only when the variable is set (e.g. a gateway that may or may not check tokens)."""
 
 
 class TargetConfig(StrictModel):
@@ -93,7 +97,22 @@ class StagesLoad(_PacedLoad):
     stages: list[StageSpec] = Field(min_length=1)
 
 
-LoadConfig = Annotated[RampLoad | StagesLoad, Field(discriminator="shape")]
+class CycleLoad(StrictModel):
+    """Seed 000's cycle mode: `packets` requests spread over `capabilities`, every `interval_s` seconds."""
+
+    shape: Literal["cycle"]
+    packets: int = Field(ge=1, le=10_000)
+    """x: requests per cycle, sent concurrently."""
+    capabilities: list[str] = Field(default_factory=list)
+    """y: the capabilities a cycle spreads its requests over (round-robin); default: all of them."""
+    interval_s: float = Field(gt=0)
+    """z: seconds from the start of one cycle to the start of the next."""
+    cycles: int = Field(default=10, ge=1)
+    """How many cycles to run; the run ends after the last one's requests are answered."""
+
+
+LoadConfig = Annotated[RampLoad | StagesLoad | CycleLoad, Field(discriminator="shape")]
+LOAD_SHAPES = ("ramp", "stages", "cycle")
 
 
 class AgentSource(StrictModel):
@@ -183,6 +202,8 @@ class RunConfig(StrictModel):
         for cap in capabilities:
             if cap.name in seen:
                 raise ValueError(f"capability name {cap.name!r} is used twice")
+            if is_derived(cap.name):
+                raise ValueError(f"capability name {cap.name!r} ends like a derived statistic's name")
             seen.add(cap.name)
         return capabilities
 
@@ -304,7 +325,7 @@ def _describe(error: Any, data: Any) -> tuple[str, str]:
         return f"{path}.{tag}" if path else tag, f"unknown {tag} {got!r}; valid: {expected}"
     if kind == "union_tag_not_found":
         tag = error.get("ctx", {}).get("discriminator", "").strip("'")
-        valid_tags = ", ".join(KINDS) if tag == "kind" else "ramp, stages"
+        valid_tags = ", ".join(KINDS) if tag == "kind" else ", ".join(LOAD_SHAPES)
         return f"{path}.{tag}" if path else tag, f"required field is missing (one of: {valid_tags})"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
@@ -352,6 +373,14 @@ def _check_references(config: RunConfig, source: Path | None) -> None:
             close = difflib.get_close_matches(gate.capability, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
             raise ConfigError(source, f"slo[{index}]", f"no capability named {gate.capability!r} ({hint})")
+    if isinstance(config.load, CycleLoad):
+        for index, wanted in enumerate(config.load.capabilities):
+            if wanted not in known:
+                close = difflib.get_close_matches(wanted, known, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+                raise ConfigError(
+                    source, f"load.capabilities[{index}]", f"no capability named {wanted!r} ({hint})"
+                )
     name = config.telemetry.gpu_check
     if name is not None and name not in known:
         close = difflib.get_close_matches(name, known, n=1)
@@ -389,6 +418,34 @@ def with_extra_agents(config: RunConfig, urls: str | None) -> RunConfig:
     return updated
 
 
+LOAD_ENV = "INFERSWARM_LOAD"
+
+
+def with_load_override(config: RunConfig, override: str | None) -> RunConfig:
+    """Replace the load profile with one given outside the file (JSON, e.g. from `run -x -y -z`).
+
+    Keys not given keep the file's values when the file has the same shape. The result is validated
+    exactly like the file, so a bad override is a ConfigError naming the field.
+    """
+    if not override or not override.strip():
+        return config
+    where = f"{LOAD_ENV} / run -x -y -z"
+    try:
+        given = json.loads(override)
+    except ValueError:
+        raise ConfigError(where, "", "not valid JSON") from None
+    if not isinstance(given, dict):
+        raise ConfigError(where, "", "must be a JSON object")
+    base = config.load.model_dump() if config.load.shape == given.get("shape", config.load.shape) else {}
+    data = config.model_dump()
+    data["load"] = {**base, **given}
+    try:
+        updated = parse_config(data, config.source)
+    except ConfigError as exc:
+        raise ConfigError(where, exc.field, exc.problem) from None
+    return updated
+
+
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
     """Read and validate a run config file. Raises ConfigError."""
     file = Path(path)
@@ -401,6 +458,8 @@ def resolve_secret_headers(config: RunConfig, environ: dict[str, str] | None = N
     headers: dict[str, str] = {}
     for index, secret in enumerate(config.target.secret_headers):
         value = env.get(secret.env)
+        if not value and secret.optional:
+            continue
         if not value:
             raise ConfigError(
                 config.source,

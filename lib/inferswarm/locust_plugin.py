@@ -23,14 +23,19 @@ from locust.runners import WorkerRunner
 
 from inferswarm.config import (
     AGENTS_ENV,
+    LOAD_ENV,
     ConfigError,
+    CycleLoad,
     RunConfig,
     load_config,
     resolve_secret_headers,
     with_extra_agents,
+    with_load_override,
 )
+from inferswarm.cycles import CycleReporter, cycle_plan, wire_cycle_ledger
+from inferswarm.protocols import protocol_for
 from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
-from inferswarm.runstats import StepStats, wire_status_codes
+from inferswarm.runstats import StepStats, status_counts, wire_status_codes
 from inferswarm.shapes import RecordingShape, StageRecorder, shape_class_for
 from inferswarm.telemetry.locust_wiring import TelemetryHub, WorkerTelemetry
 from inferswarm.users import build_user_classes
@@ -66,6 +71,7 @@ class InferswarmPlugin:
         self.shape: RecordingShape | None = None
         self.telemetry: TelemetryHub | None = None
         self.step_stats: StepStats | None = None
+        self.cycles: CycleReporter | None = None
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -84,6 +90,7 @@ class InferswarmPlugin:
         if given and self.config.source and Path(given).resolve() != self.config.source:
             fail(f"{CONFIG_ARG} {given} differs from the config the user classes were built from")
         wire_status_codes(environment)
+        wire_cycle_ledger(environment)
         if isinstance(environment.runner, WorkerRunner):
             if self.config.telemetry.enabled:  # samples go to the master, which owns the run directory
                 WorkerTelemetry(environment, self.config).start()
@@ -121,6 +128,10 @@ class InferswarmPlugin:
             "step_latency": f"{prefix}_step_latency.csv",
             "status_codes": f"{prefix}_status_codes.csv",
         }
+        if isinstance(self.config.load, CycleLoad):
+            self.cycles = CycleReporter(environment, cycle_plan(self.config), run_dir, prefix, status_counts)
+            files["cycles"] = f"{prefix}_cycles.csv"
+            files["cycle_summary"] = "cycle_summary.txt"
         self.record = RunRecord(run_dir, self.config, self.secrets.values())
         if self.config.telemetry.enabled:
             files["telemetry"] = f"{prefix}_telemetry.csv"
@@ -139,6 +150,7 @@ class InferswarmPlugin:
             planned_duration_s=self.shape.planned_duration_s if self.shape else None,
             files=files,
             telemetry=self.telemetry.describe() if self.telemetry else {"enabled": False},
+            capabilities_info=capability_info(self.config),
         )
         if self.telemetry is not None:
             self.telemetry.start()
@@ -154,6 +166,8 @@ class InferswarmPlugin:
             self.record.update(**fields)
 
     def on_test_start(self, **_: Any) -> None:
+        if self.cycles is not None and self.cycles.started_s is None:
+            self.cycles.start()
         if self.record is not None and self.record.data.get("test_start_epoch_s") is None:
             self.record.update(test_start_epoch_s=round(time.time(), 3))
 
@@ -162,6 +176,8 @@ class InferswarmPlugin:
             self.recorder.finish()
         if self.step_stats is not None:
             self.step_stats.close()
+        if self.cycles is not None:
+            self.cycles.stop()
         telemetry: dict[str, Any] = {}
         if self.telemetry is not None:
             self.telemetry.stop()
@@ -174,6 +190,21 @@ class InferswarmPlugin:
             self.record.end("completed" if completed else "interrupted", exit_code, **telemetry)
 
 
+def capability_info(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Per capability, what the report needs to turn requests into images, audio seconds or tokens."""
+    info: dict[str, dict[str, Any]] = {}
+    for capability in config.capabilities:
+        facts = protocol_for(capability.kind).describe(capability, config.assets_path)
+        info[capability.name] = {"kind": capability.kind, **facts}
+    return info
+
+
+def cycle_grace_s(config: RunConfig) -> float:
+    """How long the last cycle's requests may take: the longest request timeout."""
+    timeouts = [c.request_timeout_s or config.target.request_timeout_s for c in config.capabilities]
+    return max(timeouts, default=config.target.request_timeout_s)
+
+
 def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
     """Populate a locustfile's namespace from the run config; exit 2 with one line on a bad config."""
     path = config_path_from(sys.argv[1:], os.environ)
@@ -182,13 +213,14 @@ def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
         raise AssertionError("unreachable")
     try:
         config = with_extra_agents(load_config(path), os.environ.get(AGENTS_ENV))
+        config = with_load_override(config, os.environ.get(LOAD_ENV))
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         fail(exc.one_line())
         raise AssertionError("unreachable") from exc
     for user_class in build_user_classes(config, secrets):
         namespace[user_class.__name__] = user_class
-    shape = shape_class_for(config.load)
+    shape = shape_class_for(config.load, cycle_grace_s(config))
     namespace[shape.__name__] = shape
     plugin = InferswarmPlugin(config, secrets)
     events.init_command_line_parser.add_listener(plugin.add_arguments)

@@ -16,7 +16,7 @@ from typing import IO, Any, ClassVar, Protocol
 
 from locust import LoadTestShape
 
-from inferswarm.config import LoadConfig, RampLoad, StagesLoad
+from inferswarm.config import CycleLoad, LoadConfig, RampLoad, StagesLoad
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,24 @@ def explicit_stages(load: StagesLoad) -> list[Stage]:
     return stages
 
 
-def stages_for(load: LoadConfig) -> list[Stage]:
+# Cycle mode: users start this fast, so one cycle's requests really are in flight together.
+CYCLE_SPAWN_RATE = 100.0
+
+
+def cycle_stages(load: CycleLoad, grace_s: float) -> list[Stage]:
+    """One stage holding `packets` users for every cycle plus `grace_s` for the last answers.
+
+    The users stop themselves after their last cycle, and the shape ends as soon as none is left.
+    """
+    duration = load.cycles * load.interval_s + grace_s
+    return [Stage("cycles", 0.0, duration, load.packets, max(CYCLE_SPAWN_RATE, float(load.packets)))]
+
+
+def stages_for(load: LoadConfig, grace_s: float = 0.0) -> list[Stage]:
     if isinstance(load, RampLoad):
         return ramp_stages(load)
+    if isinstance(load, CycleLoad):
+        return cycle_stages(load, grace_s)
     return explicit_stages(load)
 
 
@@ -188,11 +203,51 @@ class RampShape(RecordingShape):
     abstract = True
 
 
+class CycleShape(RecordingShape):
+    """Ends when every cycle user has stopped itself (after its last cycle), or at the stage's end."""
+
+    abstract = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._users_seen = False
+        self._ended = False
+
+    def reset_time(self) -> None:
+        super().reset_time()  # type: ignore[no-untyped-call]
+        self._users_seen = self._ended = False
+
+    def tick(self) -> tuple[int, float] | None:
+        if self._ended:
+            return None
+        result = super().tick()
+        if result is None:
+            return None
+        count = self.runner.user_count if self.runner is not None else 0
+        if count >= result[0]:
+            self._users_seen = True
+        elif self._users_seen and count == 0:
+            self._ended = self.completed = True
+            if self.recorder is not None:
+                self.recorder.enter(None, None)
+            return None
+        return result
+
+
 class StagesShape(RecordingShape):
     abstract = True
 
 
-def shape_class_for(load: LoadConfig) -> type[RecordingShape]:
-    """A concrete shape class for Locust to find in the locustfile, named after the profile."""
-    base: type[RecordingShape] = RampShape if isinstance(load, RampLoad) else StagesShape
-    return type(base.__name__, (base,), {"abstract": False, "stages": tuple(stages_for(load))})
+def shape_class_for(load: LoadConfig, grace_s: float = 0.0) -> type[RecordingShape]:
+    """A concrete shape class for Locust to find in the locustfile, named after the profile.
+
+    `grace_s` (cycle mode): how long the last cycle's requests may take, i.e. the longest request timeout.
+    """
+    base: type[RecordingShape]
+    if isinstance(load, RampLoad):
+        base = RampShape
+    elif isinstance(load, CycleLoad):
+        base = CycleShape
+    else:
+        base = StagesShape
+    return type(base.__name__, (base,), {"abstract": False, "stages": tuple(stages_for(load, grace_s))})

@@ -43,12 +43,11 @@ def test_health_and_stats(target: ReferenceTarget) -> None:
     assert stats["requests"] == {"prompt-enhance": 1} and stats["gpu"]["completed"] == 1
 
 
-def test_text_to_image_echo(target: ReferenceTarget) -> None:
+def test_text_to_image_has_the_gateway_shape(target: ReferenceTarget) -> None:
     status, body = post_json(
         f"{target.url}/text-to-image", {"prompt": "a cat", "seed": 5, "num_images_per_prompt": 2}
     )
-    assert status == 200
-    assert body["mode"] == "echo" and body["echo"]["prompt"] == "a cat"
+    assert status == 200 and list(body) == ["images"]
     assert [(i["seed"], i["nsfw"]) for i in body["images"]] == [(5, False), (6, False)]
     assert body["images"][0]["url"].startswith("data:image/png;base64,")
 
@@ -82,7 +81,7 @@ def test_image_to_text_multipart(target: ReferenceTarget) -> None:
         f"{target.url}/image-to-text", body=prepared.body, headers=dict(prepared.headers)
     )
     size = (ASSETS / "image-64x48.png").stat().st_size
-    assert status == 200 and json.loads(body)["text"] == f"echo: {size} bytes of image/png"
+    assert status == 200 and json.loads(body) == {"text": f"echo: an image of {size} bytes"}
 
 
 @pytest.mark.parametrize(
@@ -90,20 +89,14 @@ def test_image_to_text_multipart(target: ReferenceTarget) -> None:
     [
         ("/text-to-image", b'{"prompt": ', "application/json", 400, "request body is not valid JSON"),
         ("/text-to-image", b"[1, 2]", "application/json", 400, "request body must be a JSON object"),
-        ("/text-to-image", b"{}", "application/json", 400, "prompt: Field required"),
+        ("/text-to-image", b"{}", "application/json", 400, "prompt: field required"),
+        ("/text-to-image", b'{"prompt": 5}', "application/json", 400, "prompt: must be of type string"),
         (
             "/text-to-image",
-            b'{"prompt": 5}',
+            b'{"prompt": "a", "width": "wide"}',
             "application/json",
             400,
-            "prompt: Input should be a valid string",
-        ),
-        (
-            "/text-to-image",
-            b'{"prompt": "a", "width": 0}',
-            "application/json",
-            400,
-            "width: Input should be greater",
+            "width: must be of type integer",
         ),
         (
             "/prompt-enhance",
@@ -118,7 +111,7 @@ def test_image_to_text_multipart(target: ReferenceTarget) -> None:
             b"--x--\r\n",
             "multipart/form-data; boundary=x",
             400,
-            "image: a file part named 'image'",
+            "image: a non-empty file part named 'image'",
         ),
         ("/text-to-image", b"x" * 20000, "application/json", 413, "request body exceeds 16384 bytes"),
         ("/no-such-route", b"{}", "application/json", 404, "Not Found"),

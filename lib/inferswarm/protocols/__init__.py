@@ -11,6 +11,7 @@ from typing import Annotated
 from pydantic import Field
 
 from inferswarm.protocols.base import (
+    AsyncJob,
     CapabilityBase,
     FailureCategory,
     PreparedRequest,
@@ -20,12 +21,21 @@ from inferswarm.protocols.base import (
     SuccessCriteria,
     classify,
 )
+from inferswarm.protocols.byoc import ByocCapability, ByocProtocol
 from inferswarm.protocols.json_body import JsonCapability, JsonProtocol
+from inferswarm.protocols.livepeer import LivepeerCapability, LivepeerProtocol
 from inferswarm.protocols.multipart import MultipartCapability, MultipartProtocol
+from inferswarm.protocols.openai import OpenAICapability, OpenAIProtocol
 
-Capability = Annotated[JsonCapability | MultipartCapability, Field(discriminator="kind")]
+Capability = Annotated[
+    JsonCapability | MultipartCapability | LivepeerCapability | OpenAICapability | ByocCapability,
+    Field(discriminator="kind"),
+]
 
-_PROTOCOLS: dict[str, Protocol] = {p.kind: p for p in (JsonProtocol(), MultipartProtocol())}
+_PROTOCOLS: dict[str, Protocol] = {
+    p.kind: p
+    for p in (JsonProtocol(), MultipartProtocol(), LivepeerProtocol(), OpenAIProtocol(), ByocProtocol())
+}
 
 KINDS: tuple[str, ...] = tuple(sorted(_PROTOCOLS))
 
@@ -39,6 +49,7 @@ def protocol_for(kind: str) -> Protocol:
 
 __all__ = [
     "KINDS",
+    "AsyncJob",
     "Capability",
     "CapabilityBase",
     "FailureCategory",

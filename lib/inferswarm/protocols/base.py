@@ -162,6 +162,52 @@ def check_body(body: bytes, criteria: SuccessCriteria) -> RequestFailure | None:
     return None
 
 
+MAX_MESSAGE_CHARS = 80
+
+
+def error_message(body: bytes) -> str | None:
+    """The message in an error body, bounded so Locust's failure table stays small.
+
+    Knows the Livepeer gateway's `{"error": {"message"}}`, the ai-runner's `{"detail": {"msg"}}`,
+    FastAPI's 422 `{"detail": [{"loc", "msg"}]}`, OpenAI's `{"error": {"message"}}`, and plain text.
+    """
+    text = body.strip()
+    if not text:
+        return None
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return text[:MAX_MESSAGE_CHARS].decode("utf-8", errors="replace").splitlines()[0]
+    message: Any = None
+    if isinstance(doc, dict):
+        error, detail = doc.get("error"), doc.get("detail")
+        if isinstance(error, dict):
+            message = error.get("message")
+        elif isinstance(error, str):
+            message = error
+        elif isinstance(detail, dict):
+            message = detail.get("msg")
+        elif isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            loc = ".".join(str(p) for p in detail[0].get("loc", []))
+            message = f"{loc}: {detail[0].get('msg', '')}" if loc else detail[0].get("msg")
+        elif isinstance(detail, str):
+            message = detail
+    if message is None:
+        return None
+    return str(message)[:MAX_MESSAGE_CHARS]
+
+
+def classify_http_error(response: ResponseView, accepted: list[int]) -> RequestFailure | None:
+    """`classify_status` with the server's own message appended (a 400's message says what was wrong)."""
+    failure = classify_status(response.status, accepted)
+    if failure is None:
+        return None
+    message = error_message(response.body)
+    if message:
+        return RequestFailure(failure.category, f"{failure.detail}: {message}")
+    return failure
+
+
 def classify(response: ResponseView, criteria: SuccessCriteria) -> RequestFailure | None:
     """Success is None; anything else is a categorised failure."""
     if response.error is not None and response.status == 0:
@@ -172,14 +218,41 @@ def classify(response: ResponseView, criteria: SuccessCriteria) -> RequestFailur
     return check_body(response.body, criteria)
 
 
+@dataclass(frozen=True)
+class AsyncJob:
+    """A request answered `202 {"request_id"}` whose result is polled (the gateway's async mode)."""
+
+    result_path: str
+    poll_interval_s: float
+
+
 class Protocol(ABC):
-    """One wire protocol: how to build a capability's request and judge its response."""
+    """One wire protocol: how to build a capability's request and judge its response.
+
+    Most protocols are one request and one response. A protocol that streams (`stream_dialect`) or
+    runs an asynchronous job (`async_job`) says so, and the user runs that flow instead.
+    """
 
     kind: ClassVar[str]
+
+    def stream_dialect(self, capability: Any) -> str | None:
+        """The LLM stream dialect when this capability's responses are server-sent events."""
+        return None
+
+    def async_job(self, capability: Any) -> AsyncJob | None:
+        return None
+
+    def classify_job_result(self, capability: Any, result: Any) -> RequestFailure | None:
+        """Judge a finished async job's `result` object."""
+        return None
+
+    def describe(self, capability: Any, assets_dir: Path) -> dict[str, Any]:
+        """Facts the report needs about one request (pipeline, images per request, audio seconds)."""
+        return {}
 
     @abstractmethod
     def prepare(self, capability: Any, assets_dir: Path) -> PreparedRequest:
         """Build the request once; read asset files here."""
 
-    def classify(self, capability: CapabilityBase, response: ResponseView) -> RequestFailure | None:
+    def classify(self, capability: Any, response: ResponseView) -> RequestFailure | None:
         return classify(response, capability.success)

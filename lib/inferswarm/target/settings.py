@@ -17,7 +17,7 @@ class ServiceTime(StrictModel):
     """How long one request occupies a GPU slot."""
 
     distribution: Literal["fixed", "exponential", "lognormal", "uniform"] = "lognormal"
-    mean_ms: float = Field(default=200.0, gt=0)
+    mean_ms: float = Field(default=200.0, ge=0)
     cv: float = Field(default=0.25, ge=0)
     """Coefficient of variation (stddev / mean), for lognormal."""
     spread_ms: float = Field(default=0.0, ge=0)
@@ -31,7 +31,7 @@ class ServiceTime(StrictModel):
 
     def sample_s(self, rng: random.Random) -> float:
         mean = self.mean_ms / 1000.0
-        if self.distribution == "fixed":
+        if self.distribution == "fixed" or mean <= 0:
             return mean
         if self.distribution == "exponential":
             return rng.expovariate(1.0 / mean)
@@ -45,8 +45,25 @@ class ServiceTime(StrictModel):
 
 class CapabilitySettings(StrictModel):
     service_time: ServiceTime = Field(default_factory=ServiceTime)
+    """Time a request holds its slot. LLM routes ignore it: their time is ttft_ms + token_delay_ms."""
     gpu: bool = True
     """Whether the request holds a GPU slot (gpu-check only reads NVML, so by default it does not)."""
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of requests answered 500 "Internal Server Error" (after their service time)."""
+    # LLM streams
+    ttft_ms: float = Field(default=80.0, ge=0)
+    """Time to the first token, from the moment a slot is free."""
+    token_delay_ms: float = Field(default=10.0, ge=0)
+    """Time between consecutive tokens."""
+    output_tokens: int = Field(default=24, ge=1)
+    """Tokens per answer (fewer when the request's max_tokens is lower)."""
+    sse_done: bool = False
+    """`/llm` only: end streams with `data: [DONE]` like the ai-runner (the gateway sends none).
+    OpenAI-compatible routes always send it."""
+    stream_error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of streams that send `data: {"error": ...}` halfway (inside the 200)."""
+    truncate_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of streams cut off halfway, without a finish_reason."""
 
 
 def _default_capabilities() -> dict[str, CapabilitySettings]:
@@ -57,10 +74,46 @@ def _default_capabilities() -> dict[str, CapabilitySettings]:
         "gpu-check": CapabilitySettings(
             service_time=ServiceTime(distribution="fixed", mean_ms=5.0), gpu=False
         ),
+        "image-to-image": CapabilitySettings(service_time=ServiceTime(mean_ms=300.0)),
+        "image-to-video": CapabilitySettings(service_time=ServiceTime(mean_ms=1500.0)),
+        "upscale": CapabilitySettings(service_time=ServiceTime(mean_ms=500.0)),
+        "audio-to-text": CapabilitySettings(service_time=ServiceTime(mean_ms=250.0)),
+        "segment-anything-2": CapabilitySettings(service_time=ServiceTime(mean_ms=200.0)),
+        "text-to-speech": CapabilitySettings(service_time=ServiceTime(mean_ms=300.0)),
+        "llm": CapabilitySettings(),
+        "openai": CapabilitySettings(),
     }
 
 
 KNOWN_CAPABILITIES = tuple(_default_capabilities())
+
+
+def _default_byoc() -> dict[str, list[str]]:
+    return {
+        "text-to-image": ["text-to-image"],
+        "prompt-enhance": ["prompt-enhance"],
+        "agent-net": ["gpu-check", "agent-net"],
+    }
+
+
+BYOC_ROUTES = ("text-to-image", "prompt-enhance", "gpu-check", "agent-net")
+
+
+class ByocSettings(StrictModel):
+    """The emulated BYOC network: registered capability -> the worker routes its container serves."""
+
+    capabilities: dict[str, list[str]] = Field(default_factory=_default_byoc)
+    empty_200_on_failure: bool = True
+    """Answer an empty 200 when no orchestrator can take the job, as the gateway does (else 503 text)."""
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_routes(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, routes in value.items():
+            bad = sorted(set(routes) - set(BYOC_ROUTES))
+            if bad:
+                raise ValueError(f"{name}: unknown worker route {bad[0]!r}; valid: {', '.join(BYOC_ROUTES)}")
+        return value
 
 
 class TargetSettings(StrictModel):
@@ -74,6 +127,9 @@ class TargetSettings(StrictModel):
     auth_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """When set, POST routes require `Authorization: Bearer <value of this env var>` (else 401)."""
     capabilities: dict[str, CapabilitySettings] = Field(default_factory=_default_capabilities)
+    byoc: ByocSettings = Field(default_factory=ByocSettings)
+    async_job_ttl_s: float = Field(default=600.0, gt=0)
+    """How long a finished async job's result stays fetchable."""
 
     @field_validator("capabilities")
     @classmethod

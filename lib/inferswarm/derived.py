@@ -1,0 +1,51 @@
+"""Derived statistics: numbers measured inside a request (LLM time to first token, inter-token latency,
+output tokens and tokens per second) that go into Locust's statistics as entries of their own.
+
+An entry is named `<capability>:<metric>`, so it is bounded (one per capability and metric) and shows in
+the web UI and every Locust CSV next to the capability it belongs to. Its "response time" column holds
+the metric's value in the unit below. These entries are kept out of Locust's Aggregated row (they are
+not requests), and the report and the per-step statistics skip them when they count requests.
+
+This module imports nothing from Locust, so the report can use it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TTFT: Final = "ttft"
+ITL: Final = "itl"
+TOKENS_PER_S: Final = "tokens_per_s"
+OUTPUT_TOKENS: Final = "output_tokens"
+
+UNITS: Final[dict[str, str]] = {
+    TTFT: "ms",
+    ITL: "ms",
+    TOKENS_PER_S: "tokens/s",
+    OUTPUT_TOKENS: "tokens",
+}
+METRICS: Final = tuple(UNITS)
+
+# The "Type" column of a derived entry: what kind of number it is (tokens also say where they were counted).
+TIMING_TYPE: Final = "LLM"
+
+
+def token_type(source: str) -> str:
+    """`tokens(usage)` when the server's usage block counted them, `tokens(chunks)` when we did."""
+    return f"tokens({source})"
+
+
+def entry_name(capability: str, metric: str) -> str:
+    return f"{capability}:{metric}"
+
+
+def split_entry(name: str) -> tuple[str, str] | None:
+    """(capability, metric) for a derived entry's name, None for a capability's own entry."""
+    capability, sep, metric = name.rpartition(":")
+    if sep and capability and metric in UNITS:
+        return capability, metric
+    return None
+
+
+def is_derived(name: str) -> bool:
+    return split_entry(name) is not None

@@ -1,0 +1,112 @@
+"""Seed 000's worker capabilities in echo mode: text-to-image, prompt-enhance and gpu-check (agent-net).
+
+They answer the direct routes (`POST /prompt-enhance`, `POST /gpu-check`) and, behind the emulated BYOC
+gateway, `POST /process/request/<route>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from inferswarm.target.gpu_check import gpu_check_report
+from inferswarm.target.http import ApiError, validation_message
+from inferswarm.target.pipelines import PIXEL_PNG
+from inferswarm.target.state import TargetState
+
+
+class _Lenient(BaseModel):
+    """Request models: typed known fields, unknown fields tolerated (as the gateway does)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class EchoImageRequest(_Lenient):
+    prompt: str = Field(min_length=1, max_length=10_000)
+    model_id: str = ""
+    width: int = Field(default=512, ge=8, le=4096)
+    height: int = Field(default=512, ge=8, le=4096)
+    num_images_per_prompt: int = Field(default=1, ge=1, le=8)
+    seed: int | None = None
+
+
+class PromptEnhanceRequest(_Lenient):
+    prompt: str = Field(min_length=1, max_length=10_000)
+
+
+class GpuCheckRequest(_Lenient):
+    agent_id: str | None = None
+
+
+def parse(body: bytes, model: type[BaseModel], optional: bool = False) -> Any:
+    if optional and not body.strip():
+        return model()
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, validation_message(exc)) from None
+
+
+async def echo_text_to_image(state: TargetState, body: bytes) -> dict[str, Any]:
+    request: EchoImageRequest = parse(body, EchoImageRequest)
+    service_ms = await state.work("text-to-image")
+    state.maybe_fail("text-to-image")
+    seed = request.seed if request.seed is not None else state.rng.randrange(2**32)
+    images = [
+        {"url": f"data:image/png;base64,{PIXEL_PNG}", "seed": seed + i, "nsfw": False}
+        for i in range(request.num_images_per_prompt)
+    ]
+    return {
+        "status": "success",
+        "capability": "text-to-image",
+        "mode": "echo",
+        "echo": request.model_dump(),
+        "images": images,
+        "service_time_ms": service_ms,
+        "timestamp": round(time.time(), 3),
+    }
+
+
+async def echo_prompt_enhance(state: TargetState, body: bytes) -> dict[str, Any]:
+    request: PromptEnhanceRequest = parse(body, PromptEnhanceRequest)
+    service_ms = await state.work("prompt-enhance")
+    state.maybe_fail("prompt-enhance")
+    return {
+        "status": "success",
+        "capability": "prompt-enhance",
+        "mode": "echo",
+        "prompt": request.prompt,
+        "enhanced_prompt": f"{request.prompt}, highly detailed, sharp focus, studio lighting",
+        "service_time_ms": service_ms,
+        "timestamp": round(time.time(), 3),
+    }
+
+
+async def gpu_check(state: TargetState, body: bytes, routed_via: str | None = None) -> dict[str, Any]:
+    request: GpuCheckRequest = parse(body, GpuCheckRequest, optional=True)
+    await state.work("gpu-check")
+    state.maybe_fail("gpu-check")
+    report = await asyncio.to_thread(gpu_check_report)  # NVML calls block; keep them off the event loop
+    if request.agent_id is not None:
+        report["agent_id"] = request.agent_id
+    if routed_via is not None:
+        report.setdefault("system_info", {})["routed_via"] = routed_via
+    return report
+
+
+WORKER_ROUTES = {
+    "text-to-image": echo_text_to_image,
+    "prompt-enhance": echo_prompt_enhance,
+    "gpu-check": gpu_check,
+    "agent-net": gpu_check,
+}
