@@ -146,14 +146,15 @@ class CycleReporter:
         run_dir: Path,
         prefix: str,
         status: Counter[tuple[str, int]],
-        out: Callable[[str], None] = print,
+        out: Callable[[str], None] | None = None,
     ) -> None:
         self.environment = environment
         self.plan = plan
         self.csv_path = run_dir / f"{prefix}_cycles.csv"
         self.summary_path = run_dir / "cycle_summary.txt"
         self.status = status
-        self.out = out
+        # flushed at once: Locust may leave through os._exit, which would drop a buffered summary
+        self.out = out or (lambda text: print(text, flush=True))
         self.printed: set[int] = set()
         self.started_s: float | None = None
         self._loop: gevent.Greenlet[Any, Any] | None = None

@@ -69,7 +69,8 @@ class CapabilityUser(FastHttpUser):
     cycle: ClassVar[CyclePlan | None] = None
 
     def on_start(self) -> None:
-        self._cycle_origin_s: float | None = None
+        # Locust runs the first task right after on_start, then waits: cycle 0 starts now.
+        self._cycle_origin_s = time.time()
         self._cycle_index = 0
 
     def send(self) -> bool:
@@ -209,9 +210,6 @@ class CapabilityUser(FastHttpUser):
         plan = self.cycle
         assert plan is not None
         now = time.time()
-        if self._cycle_origin_s is None:
-            self._cycle_origin_s = now
-            return 0.0
         self._cycle_index += 1
         due = self._cycle_origin_s + self._cycle_index * plan.interval_s
         while due + plan.interval_s <= now and self._cycle_index < plan.cycles:
