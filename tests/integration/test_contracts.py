@@ -14,8 +14,8 @@ from inferswarm.config import load_config
 from inferswarm.protocols import protocol_for
 from inferswarm.protocols.byoc import ByocCapability, job_header
 from inferswarm.protocols.llm_stream import StreamRecord
-from inferswarm.protocols.sse import SseParser
 from inferswarm.protocols.multipart import encode_multipart
+from inferswarm.protocols.sse import SseParser
 from tests.integration.http import request as http_request
 from tests.unit.protocols.spec import ROOT_CONFIGS, validate_response
 

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from inferswarm.config import ReportConfig, SaturationRule
+from inferswarm.derived import is_derived
 from inferswarm.report.load import RunData
+from inferswarm.report.pipelines import pipeline_figures
 from inferswarm.slo import GPU_METRICS, Gate, parse_gate
 
 AGGREGATED = "Aggregated"
@@ -64,6 +66,8 @@ def capability_summary(data: RunData) -> dict[str, dict[str, Any]]:
         return out
     for _, row in data.stats.iterrows():
         name = str(row["Name"])
+        if is_derived(name):
+            continue  # LLM timings and token counts are not requests; see report.pipelines
         key = "total" if name == AGGREGATED else name
         requests = int(row["Request Count"])
         failures = int(row.get("Failure Count", 0) or 0)
@@ -238,7 +242,9 @@ def step_table(data: RunData, report: ReportConfig) -> list[dict[str, Any]]:
             row.update(_rates(agg), exact=True)
             window = agg["window"]
             row["capabilities"] = {
-                name: _rates(step) for (i, name), step in exact.items() if i == index and name != AGGREGATED
+                name: _rates(step)
+                for (i, name), step in exact.items()
+                if i == index and name != AGGREGATED and not is_derived(name)
             }
         else:
             window = (start + warmup, end)
@@ -373,6 +379,7 @@ def analyse(data: RunData, report: ReportConfig | None = None) -> dict[str, Any]
             "passed": all(v["passed"] for v in verdicts),
             "highest_passing_step": highest_passing_step(gates, steps) if gates else None,
         },
+        "pipelines": pipeline_figures(data, summary),
         "gpu": gpu,
         "generator_saturation": run.get("generator_saturation"),
         "report": {"warmup_s": report.warmup_s, "saturation_rule": report.saturation.model_dump()},

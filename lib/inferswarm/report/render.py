@@ -64,6 +64,32 @@ def _step_rows(steps: list[dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _pipeline_lines(pipelines: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for name, p in pipelines.items():
+        parts = [f"**{name}**" + (f" ({p['pipeline']})" if p.get("pipeline") else "")]
+        if p.get("outputs_per_s") is not None:
+            unit = p.get("output_unit", "image")
+            parts.append(
+                f"{_fmt(p['outputs_per_s'], 2)} {unit}s/s, {_fmt(p.get('s_per_output'), 3)} s per {unit}"
+            )
+        if p.get("real_time_factor") is not None:
+            parts.append(
+                f"real-time factor {_fmt(p['real_time_factor'], 1)}x ({_fmt(p['audio_s'], 2)} s audio)"
+            )
+        if p.get("ttft_ms"):
+            t = p["ttft_ms"]
+            parts.append(f"TTFT p50/p95 {_fmt(t.get('p50'))}/{_fmt(t.get('p95'))} ms")
+        if p.get("itl_ms"):
+            parts.append(f"ITL avg {_fmt(p['itl_ms'].get('avg'), 1)} ms")
+        if p.get("tokens_per_s"):
+            rate = _fmt(p["tokens_per_s"].get("avg"), 1)
+            parts.append(f"{rate} tokens/s per request (counted from {p.get('token_source')})")
+        if len(parts) > 1:
+            lines.append(": ".join([parts[0], "; ".join(parts[1:])]))
+    return lines
+
+
 def summary_markdown(results: dict[str, Any]) -> str:
     meta = results["metadata"]
     lines = [f"# {meta.get('name') or 'run'}: load test summary", ""]
@@ -82,6 +108,9 @@ def summary_markdown(results: dict[str, Any]) -> str:
     if total.get("status_codes"):
         codes = total["status_codes"]
         lines += ["", "Status codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))]
+    if results.get("pipelines"):
+        lines += ["", "## Per pipeline", ""]
+        lines += [f"- {line}" for line in _pipeline_lines(results["pipelines"])]
     if results["steps"]:
         lines += ["", "## Per step", ""]
         header = ["step", "users", "req/s", "successful/s", "failure ratio", "p50 ms", "p95 ms", "p99 ms"]

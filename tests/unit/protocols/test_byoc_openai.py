@@ -112,5 +112,5 @@ def test_openai_bodies() -> None:
     )
     assert protocol_for("openai").prepare(completions, ASSETS).path == "/v1/completions"
     assert protocol_for("openai").stream_dialect(completions) is None
-    with pytest.raises(ValidationError, match="params.messages"):
+    with pytest.raises(ValidationError, match=r"params\.messages"):
         OpenAICapability.model_validate({"name": "c", "kind": "openai", "model": "m"})

@@ -33,7 +33,10 @@ def test_every_line_ending(newline: bytes) -> None:
 
 
 def test_multiline_data_comments_event_names_and_ids() -> None:
-    data = b': keep-alive\n\nevent: insufficient balance\nid: 7\ndata: {"balance": 0}\n\ndata:line1\ndata: line2\n\n'
+    data = (
+        b": keep-alive\n\nevent: insufficient balance\nid: 7\n"
+        b'data: {"balance": 0}\n\ndata:line1\ndata: line2\n\n'
+    )
     parser = SseParser()
     events = parser.feed(data)
     assert events == [

@@ -1,0 +1,79 @@
+"""Per-pipeline figures for results.json: what a request means for each kind of AI work.
+
+- image and video pipelines: outputs per second and seconds per output (`outputs_per_request` from run.json);
+- audio-to-text: the real-time factor, seconds of audio per second of processing;
+- LLMs: time to first token and inter-token latency percentiles, tokens per second and output tokens,
+  from the derived statistics (see `inferswarm.derived`), and where the token counts came from.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from inferswarm.derived import ITL, OUTPUT_TOKENS, TOKENS_PER_S, TTFT, split_entry
+from inferswarm.report.load import RunData
+
+PERCENTILE_COLUMNS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%"}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def derived_rows(data: RunData) -> dict[str, dict[str, dict[str, Any]]]:
+    """capability -> metric -> that derived entry's stats row."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    if data.stats is None:
+        return out
+    for _, row in data.stats.iterrows():
+        split = split_entry(str(row["Name"]))
+        if split is not None:
+            out.setdefault(split[0], {})[split[1]] = dict(row)
+    return out
+
+
+def _distribution(row: dict[str, Any]) -> dict[str, float | None]:
+    figures = {"avg": _number(row.get("Average Response Time"))}
+    figures.update({key: _number(row.get(column)) for key, column in PERCENTILE_COLUMNS.items()})
+    return figures
+
+
+def pipeline_figures(data: RunData, summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    info: dict[str, dict[str, Any]] = data.run.get("capabilities_info") or {}
+    derived = derived_rows(data)
+    out: dict[str, dict[str, Any]] = {}
+    for name in sorted(set(info) | set(derived)):
+        facts = info.get(name, {})
+        row = summary.get(name)
+        if row is None or not row.get("requests"):
+            continue
+        entry: dict[str, Any] = {k: facts[k] for k in ("kind", "pipeline", "model") if k in facts}
+        mean_s = (_number(row.get("avg_ms")) or 0.0) / 1000.0
+        entry["mean_latency_s"] = mean_s
+        per_request = facts.get("outputs_per_request")
+        if per_request:
+            entry["outputs_per_request"] = per_request
+            entry["output_unit"] = facts.get("output_unit", "image")
+            entry["outputs_per_s"] = (row.get("success_rps") or 0.0) * per_request
+            entry["s_per_output"] = mean_s / per_request if mean_s else None
+        if facts.get("audio_s"):
+            entry["audio_s"] = facts["audio_s"]
+            entry["real_time_factor"] = facts["audio_s"] / mean_s if mean_s else None
+        metrics = derived.get(name, {})
+        if TTFT in metrics:
+            entry["ttft_ms"] = _distribution(metrics[TTFT])
+        if ITL in metrics:
+            entry["itl_ms"] = _distribution(metrics[ITL])
+        if TOKENS_PER_S in metrics:
+            entry["tokens_per_s"] = _distribution(metrics[TOKENS_PER_S])
+            kind = str(metrics[TOKENS_PER_S].get("Type", ""))
+            entry["token_source"] = kind.removeprefix("tokens(").removesuffix(")") or None
+        if OUTPUT_TOKENS in metrics:
+            entry["output_tokens_avg"] = _number(metrics[OUTPUT_TOKENS].get("Average Response Time"))
+        out[name] = entry
+    return out
