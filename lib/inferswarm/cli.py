@@ -27,6 +27,7 @@ from inferswarm.config import (
     INTERVAL_MIN_S,
     LOAD_ENV,
     ConfigError,
+    CycleLoad,
     load_config,
     resolve_secret_headers,
     with_extra_agents,
@@ -349,10 +350,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     stages = stages_for(config.load)
     names = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)
     print(f"{args.config}: ok: {len(config.capabilities)} capabilities: {names}")
-    print(
-        f"  load: {config.load.shape}, {len(stages)} stages, up to {max(s.users for s in stages)} users, "
-        f"{stages[-1].end_s:g} s"
-    )
+    if isinstance(config.load, CycleLoad):
+        load = config.load
+        print(
+            f"  load: cycle, {load.packets} requests every {load.interval_s:g} s, {load.cycles} cycles "
+            f"(about {load.cycles * load.interval_s:g} s)"
+        )
+    else:
+        print(
+            f"  load: {config.load.shape}, {len(stages)} stages, up to {max(s.users for s in stages)} "
+            f"users, {stages[-1].end_s:g} s"
+        )
     tc = config.telemetry
     if tc.enabled:
         sources = [*(a.url for a in tc.agents), *(p.url for p in tc.prometheus)]

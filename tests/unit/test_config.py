@@ -213,3 +213,32 @@ def test_agents_from_outside_the_file(write_config: Callable[..., Path]) -> None
         ConfigError, match=r"INFERSWARM_AGENTS: 'gpu-3:9109' is not an http\(s\)://host:port URL"
     ):
         with_extra_agents(config, "http://ok:1,gpu-3:9109")
+
+
+def test_cycle_override_merges_and_validates(tmp_path: Path) -> None:
+    import json as _json
+
+    from inferswarm.config import ConfigError, CycleLoad, load_config, with_load_override
+
+    config = load_config(Path(__file__).resolve().parents[2] / "configs" / "capability-tester.yaml")
+    updated = with_load_override(config, _json.dumps({"shape": "cycle", "packets": 3, "interval_s": 0.5}))
+    assert isinstance(updated.load, CycleLoad)
+    assert (updated.load.packets, updated.load.interval_s, updated.load.cycles) == (3, 0.5, 5)  # cycles kept
+    assert updated.load.capabilities == ["text-to-image", "prompt-enhance", "gpu-check"]
+    with pytest.raises(ConfigError, match=r"load\.capabilities\[0\]: no capability named 'x'"):
+        with_load_override(config, _json.dumps({"capabilities": ["x"]}))
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        with_load_override(config, "{")
+
+
+def test_a_capability_cannot_be_named_like_a_derived_statistic(tmp_path: Path) -> None:
+    from inferswarm.config import ConfigError, parse_config
+
+    data = {
+        "name": "n",
+        "target": {"base_url": "http://127.0.0.1:1"},
+        "capabilities": [{"name": "llm:ttft", "kind": "json", "path": "/x"}],
+        "load": {"shape": "stages", "stages": [{"duration_s": 1, "users": 1}]},
+    }
+    with pytest.raises(ConfigError, match="derived statistic"):
+        parse_config(data)
