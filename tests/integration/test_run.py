@@ -176,7 +176,8 @@ def test_plain_locust_bad_config_exits_2(write_config: Callable[..., Path]) -> N
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        f"inferswarm: {config}: capabilities[0].kind: unknown kind 'grpc'; valid: 'json', 'multipart', 'livepeer', 'openai', 'byoc'"
+        f"inferswarm: {config}: capabilities[0].kind: unknown kind 'grpc'; "
+        "valid: 'json', 'multipart', 'livepeer', 'openai', 'byoc'"
     )
     assert "Traceback" not in result.stderr
 
