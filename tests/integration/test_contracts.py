@@ -13,6 +13,7 @@ import pytest
 from inferswarm.config import load_config
 from inferswarm.protocols import protocol_for
 from inferswarm.protocols.byoc import ByocCapability, job_header
+from inferswarm.protocols.livepeer import PIPELINES
 from inferswarm.protocols.llm_stream import StreamRecord
 from inferswarm.protocols.multipart import encode_multipart
 from inferswarm.protocols.sse import SseParser
@@ -85,19 +86,7 @@ def client(**settings: Any) -> Http:
 
 def test_every_pipeline_answers_in_the_gateway_spec_shape() -> None:
     config = load_config(ROOT_CONFIGS / "livepeer-gateway.yaml")
-    caps = {
-        name: FAST
-        for name in (
-            "text-to-image",
-            "image-to-image",
-            "image-to-video",
-            "upscale",
-            "audio-to-text",
-            "segment-anything-2",
-            "image-to-text",
-            "text-to-speech",
-        )
-    }
+    caps = {name: FAST for name in PIPELINES if name != "llm"}
     http = client(capabilities={**caps, "llm": LLM})
     for cap in config.capabilities:
         request = protocol_for(cap.kind).prepare(cap, config.assets_path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from inferswarm.target.byoc import register_byoc
 from inferswarm.target.gpu import CapacityExceeded
-from inferswarm.target.http import ApiError, error_response, read_body
+from inferswarm.target.http import ApiError, Route, error_response, read_body, require_content_type
 from inferswarm.target.llm import register_llm
 from inferswarm.target.pipelines import register_pipelines
 from inferswarm.target.settings import TargetSettings
@@ -32,15 +32,10 @@ from inferswarm.target.state import TargetState
 from inferswarm.target.workers import echo_prompt_enhance, gpu_check
 
 log = logging.getLogger("inferswarm.target")
-Route = TypeVar("Route", bound=Callable[..., Any])
 
 
 def create_app(settings: TargetSettings | None = None) -> FastAPI:
     state = TargetState(settings or TargetSettings())
-
-    async def require_json(request: Request) -> None:
-        if not request.headers.get("content-type", "").lower().startswith("application/json"):
-            raise ApiError(415, "Content-Type must be application/json")
 
     app = FastAPI(title="inferswarm reference target", version="1", docs_url=None, redoc_url=None)
     app.state.target = state
@@ -95,14 +90,14 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @capability("/prompt-enhance")
     async def prompt_enhance(request: Request) -> dict[str, Any]:
-        await require_json(request)
+        require_content_type(request, "application/json")
         return await echo_prompt_enhance(state, await read_body(request, limit))
 
     @capability("/gpu-check")
     async def gpu_check_route(request: Request) -> dict[str, Any]:
         body = await read_body(request, limit)
         if body.strip():
-            await require_json(request)
+            require_content_type(request, "application/json")
         return await gpu_check(state, body)
 
     register_pipelines(app, state, limit, capability)

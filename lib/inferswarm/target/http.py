@@ -51,20 +51,28 @@ def validation_message(exc: ValidationError) -> str:
     return f"{field}: {err['msg']}"
 
 
-async def parse_json(request: Request, limit: int, model: type[BaseModel], optional: bool = False) -> Any:
-    content_type = request.headers.get("content-type", "")
-    body = await read_body(request, limit)
-    if optional and not body.strip():
-        return model()
-    if not content_type.lower().startswith("application/json"):
-        raise ApiError(415, "Content-Type must be application/json")
+def require_content_type(request: Request, media_type: str) -> None:
+    """415 naming the media type a route takes, when the request declares another."""
+    if not request.headers.get("content-type", "").lower().startswith(media_type):
+        raise ApiError(415, f"Content-Type must be {media_type}")
+
+
+def json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or the gateway's 400 saying why not."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
+    return data
+
+
+def validated(body: bytes, model: type[BaseModel], optional: bool = False) -> Any:
+    """The body checked against `model`; an empty body is the model's defaults when `optional`."""
+    if optional and not body.strip():
+        return model()
     try:
-        return model.model_validate(data)
+        return model.model_validate(json_object(body))
     except ValidationError as exc:
         raise ApiError(400, validation_message(exc)) from None

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from inferswarm.target.http import ApiError, Guard, read_body
+from inferswarm.target.http import ApiError, Guard, json_object, read_body, require_content_type
 from inferswarm.target.settings import CapabilitySettings
 from inferswarm.target.state import TargetState
 
@@ -157,14 +157,8 @@ def check_request(dialect: Dialect, body: dict[str, Any]) -> None:
 
 def register_llm(app: FastAPI, state: TargetState, limit: int, guarded: Guard[Any]) -> None:
     async def serve(request: Request, dialect: Dialect, knobs_name: str) -> Any:
-        if not request.headers.get("content-type", "").lower().startswith("application/json"):
-            raise ApiError(415, "Content-Type must be application/json")
-        try:
-            body = json.loads(await read_body(request, limit))
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "request body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "request body must be a JSON object")
+        require_content_type(request, "application/json")
+        body = json_object(await read_body(request, limit))
         check_request(dialect, body)
         knobs = state.settings.for_capability(knobs_name)
         state.requests[knobs_name] = state.requests.get(knobs_name, 0) + 1

@@ -33,7 +33,7 @@ from inferswarm.protocols.livepeer import (
     PipelineSpec,
 )
 from inferswarm.target.gpu import CapacityExceeded
-from inferswarm.target.http import ApiError, Guard, read_body
+from inferswarm.target.http import ApiError, Guard, json_object, read_body, require_content_type
 from inferswarm.target.state import TargetState
 
 # A 1x1 PNG: the smallest honest stand-in for a generated image.
@@ -92,21 +92,13 @@ async def read_request(
     request: Request, spec: PipelineSpec, limit: int
 ) -> tuple[dict[str, Any], bytes | None]:
     """(fields, file bytes) of a pipeline request, checked; raises ApiError like the gateway."""
-    content_type = request.headers.get("content-type", "").lower()
     body = await read_body(request, limit)
     if not spec.multipart:
-        if not content_type.startswith("application/json"):
-            raise ApiError(415, "Content-Type must be application/json")
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "request body is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise ApiError(400, "request body must be a JSON object")
+        require_content_type(request, "application/json")
+        data = json_object(body)
         check_json_fields(spec, data)
         return data, None
-    if not content_type.startswith("multipart/form-data"):
-        raise ApiError(415, "Content-Type must be multipart/form-data")
+    require_content_type(request, "multipart/form-data")
     try:
         form = await request.form()
     except Exception:

@@ -7,14 +7,13 @@ gateway, `POST /process/request/<route>`.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from inferswarm.target.gpu_check import gpu_check_report
-from inferswarm.target.http import ApiError, validation_message
+from inferswarm.target.http import validated
 from inferswarm.target.pipelines import PIXEL_PNG
 from inferswarm.target.state import TargetState
 
@@ -42,23 +41,8 @@ class GpuCheckRequest(_Lenient):
     agent_id: str | None = None
 
 
-def parse(body: bytes, model: type[BaseModel], optional: bool = False) -> Any:
-    if optional and not body.strip():
-        return model()
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise ApiError(400, "request body must be a JSON object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise ApiError(400, validation_message(exc)) from None
-
-
 async def echo_text_to_image(state: TargetState, body: bytes) -> dict[str, Any]:
-    request: EchoImageRequest = parse(body, EchoImageRequest)
+    request: EchoImageRequest = validated(body, EchoImageRequest)
     service_ms = await state.work("text-to-image")
     state.maybe_fail("text-to-image")
     seed = request.seed if request.seed is not None else state.rng.randrange(2**32)
@@ -78,7 +62,7 @@ async def echo_text_to_image(state: TargetState, body: bytes) -> dict[str, Any]:
 
 
 async def echo_prompt_enhance(state: TargetState, body: bytes) -> dict[str, Any]:
-    request: PromptEnhanceRequest = parse(body, PromptEnhanceRequest)
+    request: PromptEnhanceRequest = validated(body, PromptEnhanceRequest)
     service_ms = await state.work("prompt-enhance")
     state.maybe_fail("prompt-enhance")
     return {
@@ -93,7 +77,7 @@ async def echo_prompt_enhance(state: TargetState, body: bytes) -> dict[str, Any]
 
 
 async def gpu_check(state: TargetState, body: bytes, routed_via: str | None = None) -> dict[str, Any]:
-    request: GpuCheckRequest = parse(body, GpuCheckRequest, optional=True)
+    request: GpuCheckRequest = validated(body, GpuCheckRequest, optional=True)
     await state.work("gpu-check")
     state.maybe_fail("gpu-check")
     report = await asyncio.to_thread(gpu_check_report)  # NVML calls block; keep them off the event loop
