@@ -123,32 +123,93 @@ class ReferenceTarget:
 
 
 def locust_command(
-    config_file: Path, run_dir: Path, headless: bool, host: str | None, extra: Sequence[str]
+    config_file: Path,
+    run_dir: Path | None,
+    headless: bool,
+    host: str | None,
+    extra: Sequence[str],
+    web_host: str = "127.0.0.1",
 ) -> list[str]:
+    """Locust's command line for a local or master process (`run_dir` set) or a worker (`run_dir` None)."""
     from inferswarm.entry import LOCUSTFILE
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--inferswarm-config",
-        str(config_file),
-        "--csv",
-        str(run_dir / CSV_PREFIX_NAME),
-        "--csv-full-history",
-        "--html",
-        str(run_dir / "locust_report.html"),
-        # Failed requests are data in a load test, not a failed run: gates decide the exit code.
-        "--exit-code-on-error",
-        "0",
-    ]
-    # The web UI binds loopback; the run starts when you press Start, then the config's shape drives it.
-    cmd += ["--headless"] if headless else ["--web-host", "127.0.0.1"]
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--inferswarm-config", str(config_file)]
+    if run_dir is not None:
+        cmd += [
+            "--csv",
+            str(run_dir / CSV_PREFIX_NAME),
+            "--csv-full-history",
+            "--html",
+            str(run_dir / "locust_report.html"),
+            # Failed requests are data in a load test, not a failed run: gates decide the exit code.
+            "--exit-code-on-error",
+            "0",
+        ]
+        # The web UI binds loopback unless told otherwise; the run starts when you press Start.
+        cmd += ["--headless"] if headless else ["--web-host", web_host]
     if host:
         cmd += ["--host", host]
     return cmd + list(extra)
+
+
+def distributed_args(args: argparse.Namespace) -> list[str]:
+    """The Locust flags for `--master`, `--worker` or `--processes` (already checked)."""
+    flags: list[str] = []
+    if getattr(args, "master", False):
+        flags += [
+            "--master",
+            "--master-bind-host",
+            args.master_bind_host,
+            "--master-bind-port",
+            str(args.master_port),
+            "--expect-workers",
+            str(args.expect_workers),
+            "--expect-workers-max-wait",
+            f"{args.worker_wait:g}",
+        ]
+    if getattr(args, "worker", False):
+        flags += ["--worker", "--master-host", args.master_host, "--master-port", str(args.master_port)]
+        flags += ["--inferswarm-master-timeout", f"{args.master_timeout:g}"]
+    if getattr(args, "processes", None):
+        flags += ["--processes", str(args.processes)]
+    if getattr(args, "master", False) or (getattr(args, "processes", None) and not args.worker):
+        # A worker lost mid-stage hands its users to the others at once, not at the next stage.
+        flags += ["--enable-rebalancing"]
+    return flags
+
+
+def check_distributed(args: argparse.Namespace) -> str | None:
+    """The one-line reason a combination of distributed flags cannot work, or None."""
+    master, worker = getattr(args, "master", False), getattr(args, "worker", False)
+    processes = getattr(args, "processes", None)
+    if worker and not args.master_host:
+        return "--worker needs --master-host (the machine running `inferswarm run CONFIG --master`)"
+    if args.master_host and not worker:
+        return "--master-host is for workers: add --worker"
+    if worker:
+        given = [
+            flag
+            for flag, value in (
+                ("--serve-target", args.serve_target is not None),
+                ("--out", args.out),
+                ("--web", args.web),
+                ("--expect-workers", args.expect_workers_given),
+            )
+            if value
+        ]
+        if given:
+            return f"{', '.join(given)}: not for a worker (the master owns the run and its results)"
+    if args.expect_workers_given and not master:
+        return "--expect-workers is for the master: add --master"
+    if master and processes:
+        return "--processes starts its own master: use it without --master (or with --worker)"
+    if processes is not None and (processes == 0 or processes < -1):
+        return f"--processes {processes}: give a count of worker processes, or -1 for one per CPU core"
+    if args.expect_workers < 1:
+        return f"--expect-workers {args.expect_workers}: must be at least 1"
+    if not 1 <= args.master_timeout <= 3600:
+        return f"--master-timeout {args.master_timeout:g}: must be between 1 and 3600 s"
+    return None
 
 
 def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
@@ -193,6 +254,9 @@ def cycle_override(args: argparse.Namespace) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    problem = check_distributed(args)
+    if problem:
+        return _error(problem)
     agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
     load_override = cycle_override(args)
     try:
@@ -200,6 +264,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         return _error(exc.one_line())
+    env = {**os.environ}
+    if agents:
+        env[AGENTS_ENV] = agents
+    if load_override:
+        env[LOAD_ENV] = load_override
+    if args.worker:
+        return cmd_run_worker(args, env)
     out = Path(args.out) if args.out else Path(config.output.dir)
     run_dir = make_run_dir(out, config.name)
     host = args.host
@@ -212,12 +283,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"inferswarm: reference target on {host}", flush=True)
         # run.json exists from the first moment, even if Locust never gets to write its own.
         RunRecord(run_dir, config, secrets.values()).save()
-        cmd = locust_command(Path(args.config), run_dir, not args.web, host, args.locust_args)
-        env = {**os.environ}
-        if agents:
-            env[AGENTS_ENV] = agents
-        if load_override:
-            env[LOAD_ENV] = load_override
+        extra_flags = [*distributed_args(args), *args.locust_args]
+        cmd = locust_command(Path(args.config), run_dir, not args.web, host, extra_flags, args.web_host)
+        if args.master:
+            print(
+                f"inferswarm: master on port {args.master_port}, waiting for {args.expect_workers} "
+                f"worker(s): inferswarm run {args.config} --worker --master-host <this host>",
+                flush=True,
+            )
         code = run_locust(cmd, env)
         extra: dict[str, Any] = {}
         if target is not None:
@@ -236,6 +309,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_GATE_FAILED if report_code == EXIT_GATE_FAILED else 0
 
 
+def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """A worker: no run directory, no report; the master writes everything. Exit codes: Locust's, 2
+    when the master refused this worker's config or version, 1 when the master went silent."""
+    print(
+        f"inferswarm: worker of the master at {args.master_host}:{args.master_port}; "
+        "results are written by the master",
+        flush=True,
+    )
+    cmd = locust_command(
+        Path(args.config), None, True, args.host, [*distributed_args(args), *args.locust_args]
+    )
+    code = run_locust(cmd, env)
+    return code if code >= 0 else 128 - code
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     configs = PROJECT_ROOT / "configs"
     ns = argparse.Namespace(
@@ -248,7 +336,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         agent=[],
         no_report=False,
     )
-    return cmd_run(ns)
+    return cmd_run(with_run_defaults(ns))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -373,6 +461,93 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_DEFAULTS: dict[str, Any] = {
+    "master": False,
+    "worker": False,
+    "master_host": None,
+    "master_port": 5557,
+    "master_bind_host": "*",
+    "expect_workers": 1,
+    "expect_workers_given": False,
+    "worker_wait": 300.0,
+    "master_timeout": 15.0,
+    "processes": None,
+    "web_host": "127.0.0.1",
+}
+
+
+def with_run_defaults(ns: argparse.Namespace) -> argparse.Namespace:
+    for key, value in RUN_DEFAULTS.items():
+        if not hasattr(ns, key):
+            setattr(ns, key, value)
+    return ns
+
+
+class _ExpectWorkers(argparse.Action):
+    """Remembers that --expect-workers was given (its default of 1 is not a request for a master)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.expect_workers_given = True
+
+
+def add_distributed_arguments(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group(
+        "distributed (Locust master/worker)",
+        "One master owns the run directory and the report; workers only generate load. Every worker "
+        "must run the master's config and inferswarm version: a different one is refused (exit 2).",
+    )
+    role = group.add_mutually_exclusive_group()
+    role.add_argument("--master", action="store_true", help="run the master: workers connect to it")
+    role.add_argument("--worker", action="store_true", help="run a worker of --master-host")
+    d = RUN_DEFAULTS
+    group.add_argument(
+        "--expect-workers",
+        type=int,
+        default=d["expect_workers"],
+        action=_ExpectWorkers,
+        metavar="N",
+        help="headless master: start once N workers are connected (default 1)",
+    )
+    group.add_argument(
+        "--worker-wait",
+        type=float,
+        default=d["worker_wait"],
+        metavar="SECONDS",
+        help="headless master: give up (exit 1) when the workers are not all there after this long (300)",
+    )
+    group.add_argument("--master-host", help="worker: the master's host name or address")
+    group.add_argument(
+        "--master-port", type=int, default=d["master_port"], help="the master's port for workers (5557)"
+    )
+    group.add_argument(
+        "--master-bind-host",
+        default=d["master_bind_host"],
+        metavar="ADDRESS",
+        help="master: the interface workers connect to (default: all)",
+    )
+    group.add_argument(
+        "--master-timeout",
+        type=float,
+        default=d["master_timeout"],
+        metavar="SECONDS",
+        help="worker: exit (code 1) after this long without a heartbeat from the master (15)",
+    )
+    group.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="fork N worker processes on this machine (-1: one per core); alone: with a local master",
+    )
+    group.add_argument(
+        "--web-host",
+        default=d["web_host"],
+        metavar="ADDRESS",
+        help="with --web: the address the web UI binds (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
+    group.set_defaults(expect_workers_given=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inferswarm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -415,6 +590,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cycle.add_argument("-z", "--interval", type=float, metavar="SECONDS", help="seconds between cycle starts")
     cycle.add_argument("--cycles", type=int, help="how many cycles (default 10, or the config's)")
+    add_distributed_arguments(run)
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser(

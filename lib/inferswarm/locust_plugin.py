@@ -19,7 +19,7 @@ from typing import Any
 
 from locust import events, stats
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from inferswarm.config import (
     AGENTS_ENV,
@@ -33,6 +33,7 @@ from inferswarm.config import (
     with_load_override,
 )
 from inferswarm.cycles import CycleReporter, cycle_plan, wire_cycle_ledger
+from inferswarm.distributed import MASTER_TIMEOUT_S, MasterWatch, WorkerRegistry
 from inferswarm.protocols import protocol_for
 from inferswarm.runinfo import CSV_PREFIX_NAME, RunRecord, make_run_dir
 from inferswarm.runstats import StepStats, status_counts, wire_status_codes
@@ -42,6 +43,8 @@ from inferswarm.users import build_user_classes
 
 CONFIG_ARG = "--inferswarm-config"
 CONFIG_ENV = "INFERSWARM_CONFIG"
+MASTER_TIMEOUT_ARG = "--inferswarm-master-timeout"
+MASTER_TIMEOUT_ENV = "INFERSWARM_MASTER_TIMEOUT"
 # Locust flushes its CSVs every 5 s by default; a run killed hard would lose that much.
 CSV_FLUSH_INTERVAL_S = 1
 
@@ -72,6 +75,7 @@ class InferswarmPlugin:
         self.telemetry: TelemetryHub | None = None
         self.step_stats: StepStats | None = None
         self.cycles: CycleReporter | None = None
+        self.workers: WorkerRegistry | None = None
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
@@ -79,6 +83,14 @@ class InferswarmPlugin:
             env_var=CONFIG_ENV,
             default=None,
             help="inferswarm run config (YAML)",
+            include_in_web_ui=False,
+        )
+        parser.add_argument(
+            MASTER_TIMEOUT_ARG,
+            env_var=MASTER_TIMEOUT_ENV,
+            type=float,
+            default=MASTER_TIMEOUT_S,
+            help="a worker exits (code 1) after this many seconds without a heartbeat from its master",
             include_in_web_ui=False,
         )
 
@@ -92,6 +104,8 @@ class InferswarmPlugin:
         wire_status_codes(environment)
         wire_cycle_ledger(environment)
         if isinstance(environment.runner, WorkerRunner):
+            timeout_s = getattr(options, "inferswarm_master_timeout", None) or MASTER_TIMEOUT_S
+            MasterWatch(environment, self.config, timeout_s).start()
             if self.config.telemetry.enabled:  # samples go to the master, which owns the run directory
                 WorkerTelemetry(environment, self.config).start()
             return
@@ -152,6 +166,15 @@ class InferswarmPlugin:
             telemetry=self.telemetry.describe() if self.telemetry else {"enabled": False},
             capabilities_info=capability_info(self.config),
         )
+        if isinstance(environment.runner, MasterRunner):
+            self.workers = WorkerRegistry(
+                environment,
+                self.config,
+                on_change=lambda summary: self._saved(workers=summary),
+                test_start=lambda: self.record.data.get("test_start_epoch_s") if self.record else None,
+            )
+            self.workers.start()
+            self._saved(workers=self.workers.summary())
         if self.telemetry is not None:
             self.telemetry.start()
             if environment.web_ui is not None:
@@ -185,6 +208,8 @@ class InferswarmPlugin:
                 "telemetry": {**self.telemetry.describe(), "rows": self.telemetry.csv.rows},
                 "generator_saturation": self.telemetry.saturation.summary(),
             }
+        if self.workers is not None:
+            telemetry["workers"] = self.workers.summary()
         if self.record is not None:
             completed = self.shape is None or self.shape.completed
             self.record.end("completed" if completed else "interrupted", exit_code, **telemetry)
