@@ -28,7 +28,14 @@ from typing import Any
 import gevent
 from locust import __version__ as locust_version
 from locust.env import Environment
-from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    STATE_SPAWNING,
+    WORKER_REPORT_INTERVAL,
+    MasterRunner,
+    WorkerRunner,
+)
 
 import inferswarm
 from inferswarm.config import RunConfig
@@ -140,6 +147,7 @@ class WorkerRegistry:
         self.left: list[dict[str, Any]] = []
         self._last_seen: dict[str, float] = {}
         self._users: dict[str, int] = {}
+        self._requests: dict[str, list[int]] = {}
         self._gone: set[str] = set()
         self._quitting = False
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
@@ -155,9 +163,14 @@ class WorkerRegistry:
         self._greenlet = gevent.spawn(self._watch)
 
     def summary(self) -> dict[str, Any]:
+        joined = [
+            {**w, "requests": self._requests.get(i, [0, 0])[0], "failures": self._requests.get(i, [0, 0])[1]}
+            for i, w in self.joined.items()
+        ]
         return {
             "fingerprint": self.fingerprint,
-            "joined": list(self.joined.values()),
+            "report_interval_s": WORKER_REPORT_INTERVAL,
+            "joined": joined,
             "refused": self.refused,
             "lost": self.lost,
             "left": self.left,
@@ -217,6 +230,12 @@ class WorkerRegistry:
     def _on_report(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         if isinstance(data.get("user_count"), int):
             self._users[client_id] = data["user_count"]
+        # What this worker's reports added to the master's Aggregated row (derived entries are not in it).
+        total = data.get("stats_total")
+        if isinstance(total, dict) and client_id in self.joined:
+            counts = self._requests.setdefault(client_id, [0, 0])
+            counts[0] += int(total.get("num_requests") or 0)
+            counts[1] += int(total.get("num_failures") or 0)
 
     def _on_quitting(self, **_: Any) -> None:
         self._quitting = True  # workers leaving now are the normal end, not a loss

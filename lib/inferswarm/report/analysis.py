@@ -19,6 +19,7 @@ from inferswarm.config import ReportConfig, SaturationRule
 from inferswarm.derived import is_derived
 from inferswarm.report.load import RunData
 from inferswarm.report.pipelines import pipeline_figures
+from inferswarm.report.workers import workers_section
 from inferswarm.slo import GPU_METRICS, Gate, parse_gate
 
 AGGREGATED = "Aggregated"
@@ -382,6 +383,7 @@ def analyse(data: RunData, report: ReportConfig | None = None) -> dict[str, Any]
         "pipelines": pipeline_figures(data, summary),
         "gpu": gpu,
         "generator_saturation": run.get("generator_saturation"),
+        "workers": workers_section(run),
         "report": {"warmup_s": report.warmup_s, "saturation_rule": report.saturation.model_dump()},
         "notes": list(data.notes),
     }

@@ -66,7 +66,30 @@ def _empty_note(fig: go.Figure, row: int, text: str) -> None:
     )
 
 
-def throughput_over_time(data: RunData, per_user_rps: float | None) -> go.Figure | None:
+def _mark_workers_gone(fig: go.Figure, gone: list[dict[str, Any]]) -> None:
+    """A dashed line at each lost (or departed) worker's last heartbeat, labelled with its node."""
+    for worker in gone:
+        when = worker.get("last_seen_epoch_s")
+        if not isinstance(when, int | float):
+            continue
+        x = pd.Timestamp(when, unit="s", tz="UTC")
+        fig.add_vline(x=x, line={"dash": "dash", "color": "#c00"}, row=1, col=1)
+        # add_vline's own annotation cannot place a datetime x; a paper-y annotation can.
+        fig.add_annotation(
+            x=x,
+            y=1.0,
+            xref="x",
+            yref="paper",
+            text=f"worker {worker['how']}: {worker.get('node')}",
+            showarrow=False,
+            yanchor="bottom",
+            font={"color": "#c00"},
+        )
+
+
+def throughput_over_time(
+    data: RunData, per_user_rps: float | None, gone: list[dict[str, Any]] | None = None
+) -> go.Figure | None:
     agg = series_frame(data)
     if agg is None:
         return None
@@ -118,6 +141,7 @@ def throughput_over_time(data: RunData, per_user_rps: float | None) -> go.Figure
     for trace in _telemetry_lines(data, "mem_util_pct", host_only=True):
         trace.name = f"mem {trace.name}"
         fig.add_trace(trace, row=4, col=1)
+    _mark_workers_gone(fig, gone or [])
     fig.update_yaxes(title_text="req/s", row=1, col=1)
     fig.update_yaxes(title_text="users", row=1, col=1, secondary_y=True)
     fig.update_layout(height=1000, title="Throughput and utilization over time", legend={"orientation": "h"})
@@ -230,7 +254,9 @@ def all_figures(data: RunData, results: dict[str, Any]) -> dict[str, go.Figure]:
     """name -> figure, for each figure there is data for."""
     load = data.config.get("load") or {}
     made = {
-        "throughput_over_time": throughput_over_time(data, load.get("per_user_rps")),
+        "throughput_over_time": throughput_over_time(
+            data, load.get("per_user_rps"), (results.get("workers") or {}).get("lost")
+        ),
         "latency_over_time": latency_over_time(data),
         "per_step": per_step(results),
         "per_capability": per_capability(results),

@@ -15,6 +15,7 @@ import plotly.io as pio
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
+from inferswarm.report.workers import worker_lines
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -160,6 +161,8 @@ def summary_markdown(results: dict[str, Any]) -> str:
             f"**Warning:** load generators above {generator['threshold_cpu_pct']}% CPU ({nodes}): "
             "their numbers understate the target.",
         ]
+    if results.get("workers"):
+        lines += ["", "## Workers", ""] + [f"- {line}" for line in worker_lines(results["workers"])]
     if results["notes"]:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
     return "\n".join(lines) + "\n"
