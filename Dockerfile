@@ -8,6 +8,6 @@ RUN pip install .
 COPY locustfiles ./locustfiles
 COPY configs ./configs
 COPY test-assets ./test-assets
-EXPOSE 8000 8089 5557
+EXPOSE 8000 8089 5557 9109
 ENTRYPOINT ["inferswarm"]
 CMD ["--help"]

@@ -82,7 +82,7 @@ def fingerprint(config: RunConfig) -> dict[str, Any]:
     for key in MASTER_ONLY:
         data.pop(key, None)
     telemetry = {k: v for k, v in data.pop("telemetry").items() if k not in MASTER_ONLY_TELEMETRY}
-    assets = config.assets_path
+    assets = config.assets_path.resolve()
     files: dict[str, str] = {}
     for cap in config.capabilities:
         for _, path in cap.resolve_paths(assets):

@@ -301,13 +301,13 @@ def test_sigterm_keeps_telemetry_to_the_end(
 def test_processes_fork_workers_that_sample_after_the_fork(
     start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path, agent: str
 ) -> None:
-    """`inferswarm run ... -- --processes 2`: Locust forks two workers; each starts its own sampling
+    """`inferswarm run ... --processes 2`: Locust forks two workers; each starts its own sampling
     (NVML is opened per process, after the fork) and the master gathers all three, plus the agent
-    given with --agent."""
+    given with --agent. The forked workers pass the same fingerprint check as remote ones."""
     target = start_target(TARGET)
     config = write_config(telemetry_config(target, [{"duration_s": 5, "users": 4}], interval_s=0.5))
     out = tmp_path / "results"
-    proc = inferswarm("run", str(config), "--out", str(out), "--agent", agent, "--", "--processes", "2")
+    proc = inferswarm("run", str(config), "--out", str(out), "--agent", agent, "--processes", "2")
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-3000:]
     run_dir = only_run_dir(out)
@@ -319,6 +319,10 @@ def test_processes_fork_workers_that_sample_after_the_fork(
     assert len(pids) == 2  # two forked processes, each reporting itself
     run = read_json(run_dir / "run.json")
     assert [s["url"] for s in run["telemetry"]["sources"]] == [agent]
+    assert sorted(w["node"] for w in run["workers"]["joined"]) == sorted(workers)
+    assert sum(w["requests"] for w in run["workers"]["joined"]) == int(
+        next(r for r in read_csv(run_dir / "locust_stats.csv") if r["Name"] == "Aggregated")["Request Count"]
+    )
 
 
 def test_telemetry_off_writes_no_csv(

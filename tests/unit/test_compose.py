@@ -1,78 +1,77 @@
-"""docker-compose.yml cannot run here (no Docker engine); check that it still agrees with the code."""
+"""docker-compose.yml cannot run here (no Docker engine): check that it agrees with the code. The
+integration test `test_compose_stack.py` runs its commands as processes."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import argparse
 from typing import Any
 
 import yaml
 
-from inferswarm.cli import build_parser
+from inferswarm.cli import build_parser, check_distributed
 from inferswarm.config import load_config, with_extra_agents
 from inferswarm.target.settings import load_target_settings
+from tests.compose_file import dockerfile, interpolate, services
 from tests.conftest import REPO
 
 
-def compose() -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((REPO / "docker-compose.yml").read_text())
-    return data
+def parse(service: dict[str, Any]) -> argparse.Namespace:
+    return build_parser().parse_args([str(a) for a in service["command"]])
 
 
-def expand_defaults(value: str) -> str:
-    """Resolve `${NAME:-default}` to its default, as compose does with the variable unset."""
-    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+def test_interpolation_follows_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d}/${EMPTY:-d}/${EMPTY-d}/${UNSET-d}/${UNSET}/$$HOME", env) == "x/d//d//$HOME"
+    assert interpolate({"a": ["${SET}"], "n": 3}, env) == {"a": ["x"], "n": 3}
 
 
 def test_services_and_ports() -> None:
-    services = compose()["services"]
-    assert set(services) == {"target", "agent", "master", "worker", "report"}
-    assert services["report"]["profiles"] == ["report"]  # not started by `up`, only by `run`
-    assert "8089:8089" in services["master"]["ports"]
-    assert "ports" not in services["worker"]  # scalable: workers publish nothing
+    s = services()
+    assert set(s) == {"target", "agent", "master", "worker"}
+    assert s["target"]["ports"] == ["8000:8000"] and s["master"]["ports"] == ["8089:8089"]
+    assert "ports" not in s["worker"]  # scalable: workers publish nothing
+    assert all(service["image"] == "inferswarm:latest" and service["init"] for service in s.values())
+    assert s["master"]["stop_grace_period"] == "60s"  # SIGTERM, then time for the CSVs and the report
 
 
 def test_target_command_parses_and_its_settings_load() -> None:
-    command = compose()["services"]["target"]["command"]
-    args = build_parser().parse_args(command)
+    args = parse(services()["target"])
     assert args.command == "serve" and args.host == "0.0.0.0"
     assert load_target_settings(REPO / args.config).slots >= 1
 
 
-def test_agent_command_parses_and_the_master_polls_it() -> None:
-    services = compose()["services"]
-    args = build_parser().parse_args(services["agent"]["command"])
-    assert args.command == "agent" and args.host == "0.0.0.0"
-    agents = expand_defaults(services["master"]["environment"]["INFERSWARM_AGENTS"])
-    config = with_extra_agents(load_config(REPO / "configs" / "demo.yaml"), agents)
-    assert [a.url for a in config.telemetry.agents] == [f"http://agent:{args.port}"]
+def test_master_and_worker_run_one_config_and_meet_on_one_port() -> None:
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    # the same config expression on both sides, so the fingerprint check can only pass
+    assert raw["master"]["command"][1] == raw["worker"]["command"][1] == "${CONFIG:-configs/demo.yaml}"
+    assert "${WORKERS" in raw["master"]["command"][raw["master"]["command"].index("--expect-workers") + 1]
+    assert str(raw["worker"]["deploy"]["replicas"]).startswith("${WORKERS")
+    s = services()
+    master, worker = parse(s["master"]), parse(s["worker"])
+    assert master.master and not master.worker and check_distributed(master) is None
+    assert worker.worker and check_distributed(worker) is None
+    assert worker.master_host == "master" and worker.master_port == master.master_port
+    assert master.web and master.web_host == "0.0.0.0" and master.out == "results"
+    assert master.host == "http://target:8000" and master.expect_workers == 2
+    assert parse(services({"UI": "--headless"})["master"]).web is False
+    assert load_config(REPO / master.config).name == "demo"
 
 
-def test_report_service_reads_the_masters_run_directory() -> None:
-    services = compose()["services"]
-    args = build_parser().parse_args([expand_defaults(str(p)) for p in services["report"]["command"]])
-    master = [expand_defaults(str(p)) for p in services["master"]["command"]]
-    csv_prefix = master[master.index("--csv") + 1]
-    assert args.command == "report" and args.run_dir == str(Path(csv_prefix).parent)
-
-
-def test_locust_services_use_an_existing_locustfile_and_valid_config() -> None:
-    services = compose()["services"]
-    for name in ("master", "worker"):
-        service = services[name]
-        assert service["entrypoint"] == ["locust"]
-        command = [expand_defaults(str(part)) for part in service["command"]]
-        locustfile = command[command.index("-f") + 1]
-        assert (REPO / locustfile).is_file()
-        config = expand_defaults(service["environment"]["INFERSWARM_CONFIG"])
-        assert load_config(REPO / config).name
-    master = [expand_defaults(str(p)) for p in services["master"]["command"]]
-    worker = [expand_defaults(str(p)) for p in services["worker"]["command"]]
-    assert "--master" in master and master[master.index("--host") + 1] == "http://target:8000"
-    assert worker[worker.index("--master-host") + 1] == "master"
+def test_the_master_polls_the_agent() -> None:
+    s = services()
+    agent = parse(s["agent"])
+    assert agent.command == "agent" and agent.host == "0.0.0.0"
+    config = with_extra_agents(
+        load_config(REPO / "configs/demo.yaml"), s["master"]["environment"]["INFERSWARM_AGENTS"]
+    )
+    assert [a.url for a in config.telemetry.agents] == [f"http://agent:{agent.port}"]
 
 
 def test_dockerfile_copies_what_the_services_read() -> None:
-    dockerfile = (REPO / "Dockerfile").read_text()
-    for folder in ("lib", "locustfiles", "configs", "test-assets"):
-        assert f"COPY {folder} ./{folder}" in dockerfile
+    entry, workdir, copied = dockerfile()
+    assert entry == ["inferswarm"] and workdir == "/app"
+    assert {"lib", "locustfiles", "configs", "test-assets"} <= set(copied)
+    for service in services().values():
+        for volume in service["volumes"]:
+            host, container = volume.split(":")[:2]
+            assert container.startswith("/app/") and (host == "./results" or (REPO / host).is_dir())
