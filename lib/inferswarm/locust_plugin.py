@@ -21,6 +21,7 @@ from locust import events, stats
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from inferswarm import locust_csv
 from inferswarm.config import (
     AGENTS_ENV,
     LOAD_ENV,
@@ -248,6 +249,7 @@ def bootstrap(namespace: dict[str, Any]) -> InferswarmPlugin:
     shape = shape_class_for(config.load, cycle_grace_s(config))
     namespace[shape.__name__] = shape
     plugin = InferswarmPlugin(config, secrets)
+    locust_csv.install()
     events.init_command_line_parser.add_listener(plugin.add_arguments)
     events.init.add_listener(plugin.on_init)
     return plugin
