@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import __version__ as locust_version
 from locust.env import Environment
 from locust.runners import (
@@ -52,6 +53,9 @@ EXIT_MASTER_LOST = 1
 MASTER_TIMEOUT_S = 15.0
 """Default silence after which a worker gives up on its master (the master beats every second)."""
 WATCH_INTERVAL_S = 0.5
+HELLO_RETRY_S = 1.0
+"""A master registers its handlers a moment after it starts listening: a hello sent in that moment is
+dropped (Locust logs "Unknown message type"), so a worker repeats it until the master answers."""
 
 # Read by the master only (it polls remote telemetry, judges and reports); a worker may differ here.
 MASTER_ONLY = ("description", "slo", "report", "output", "assets_dir")
@@ -192,7 +196,13 @@ class WorkerRegistry:
             "hostname": data.get("hostname"),
             "pid": data.get("pid"),
         }
+        if client_id in self.joined:  # a repeated hello: our answer was still on its way
+            runner.send_message(WELCOME, {"code": self.fingerprint["code"]}, client_id=client_id)
+            return
         problems = differences(self.fingerprint, data.get("fingerprint") or {})
+        if problems and client_id in self._gone:
+            runner.send_message(REFUSED, {"problems": problems}, client_id=client_id)
+            return
         if problems:
             self._refuse(runner, client_id, who, problems, now)
             return
@@ -305,22 +315,28 @@ class MasterWatch:
         self.config = config
         self.timeout_s = timeout_s
         self._connected_at = time.time()
+        self._answered = gevent.event.Event()
 
     def start(self) -> None:
         runner = self.environment.runner
         assert isinstance(runner, WorkerRunner)
         runner.register_message(WELCOME, self._on_welcome)
         runner.register_message(REFUSED, self._on_refused)
-        runner.send_message(
-            HELLO,
-            {
-                "fingerprint": fingerprint(self.config),
-                "node": node_name("worker"),
-                "hostname": socket.gethostname(),
-                "pid": os.getpid(),
-            },
-        )
+        hello = {
+            "fingerprint": fingerprint(self.config),
+            "node": node_name("worker"),
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+        gevent.spawn(self._introduce, hello)
         gevent.spawn(self._watch)
+
+    def _introduce(self, hello: dict[str, Any]) -> None:
+        runner = self.environment.runner
+        assert isinstance(runner, WorkerRunner)
+        while not self._answered.is_set():
+            runner.send_message(HELLO, hello)
+            self._answered.wait(HELLO_RETRY_S)
 
     def _master(self) -> str:
         runner = self.environment.runner
@@ -328,9 +344,15 @@ class MasterWatch:
         return f"{runner.master_host}:{runner.master_port}"
 
     def _on_welcome(self, **_: Any) -> None:
+        if self._answered.is_set():
+            return
+        self._answered.set()
         log.info("the master at %s accepted this worker (same config and version)", self._master())
 
     def _on_refused(self, msg: Any, **_: Any) -> None:
+        if self._answered.is_set():
+            return
+        self._answered.set()
         problems = (msg.data or {}).get("problems") or ["no reason given"]
         log.error(
             "the master at %s refused this worker: %s. Start every worker with the master's config file, "

@@ -17,10 +17,12 @@ from tests.integration.runs import inferswarm, only_run_dir
 
 pytestmark = pytest.mark.integration
 
-# 2 slots x 100 ms fixed = 20 successful requests/s at most; a queue of 4 absorbs the bursts of 80 % load
+# 2 slots x 100 ms fixed = 20 successful requests/s at most. Slots + queue = 4: up to 4 users can never be
+# refused (each has at most one request in flight), while 6 users offering 24 req/s must be (503s), so the
+# saturation step is decided by failures, not by a throughput gain near the rule's threshold.
 TARGET = {
     "slots": 2,
-    "queue_depth": 4,
+    "queue_depth": 2,
     "capabilities": {
         "prompt-enhance": {"service_time": {"distribution": "fixed", "mean_ms": 100}, "gpu": True}
     },
