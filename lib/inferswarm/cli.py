@@ -155,7 +155,7 @@ def locust_command(
 def distributed_args(args: argparse.Namespace) -> list[str]:
     """The Locust flags for `--master`, `--worker` or `--processes` (already checked)."""
     flags: list[str] = []
-    if getattr(args, "master", False):
+    if args.master:
         flags += [
             "--master",
             "--master-bind-host",
@@ -167,12 +167,13 @@ def distributed_args(args: argparse.Namespace) -> list[str]:
             "--expect-workers-max-wait",
             f"{args.worker_wait:g}",
         ]
-    if getattr(args, "worker", False):
+    if args.worker:
         flags += ["--worker", "--master-host", args.master_host, "--master-port", str(args.master_port)]
-        flags += ["--inferswarm-master-timeout", f"{args.master_timeout:g}"]
-    if getattr(args, "processes", None):
+        if args.master_timeout is not None:  # else the plugin's default
+            flags += ["--inferswarm-master-timeout", f"{args.master_timeout:g}"]
+    if args.processes:
         flags += ["--processes", str(args.processes)]
-    if getattr(args, "master", False) or (getattr(args, "processes", None) and not args.worker):
+    if args.master or (args.processes and not args.worker):
         # A worker lost mid-stage hands its users to the others at once, not at the next stage.
         flags += ["--enable-rebalancing"]
     return flags
@@ -180,8 +181,7 @@ def distributed_args(args: argparse.Namespace) -> list[str]:
 
 def check_distributed(args: argparse.Namespace) -> str | None:
     """The one-line reason a combination of distributed flags cannot work, or None."""
-    master, worker = getattr(args, "master", False), getattr(args, "worker", False)
-    processes = getattr(args, "processes", None)
+    master, worker, processes = args.master, args.worker, args.processes
     if worker and not args.master_host:
         return "--worker needs --master-host (the machine running `inferswarm run CONFIG --master`)"
     if args.master_host and not worker:
@@ -199,6 +199,8 @@ def check_distributed(args: argparse.Namespace) -> str | None:
         ]
         if given:
             return f"{', '.join(given)}: not for a worker (the master owns the run and its results)"
+    if args.master_timeout is not None and not worker:
+        return "--master-timeout is for workers: add --worker"
     if args.expect_workers_given and not master:
         return "--expect-workers is for the master: add --master"
     if master and processes:
@@ -207,7 +209,7 @@ def check_distributed(args: argparse.Namespace) -> str | None:
         return f"--processes {processes}: give a count of worker processes, or -1 for one per CPU core"
     if args.expect_workers < 1:
         return f"--expect-workers {args.expect_workers}: must be at least 1"
-    if not 1 <= args.master_timeout <= 3600:
+    if args.master_timeout is not None and not 1 <= args.master_timeout <= 3600:
         return f"--master-timeout {args.master_timeout:g}: must be between 1 and 3600 s"
     return None
 
@@ -326,17 +328,12 @@ def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     configs = PROJECT_ROOT / "configs"
-    ns = argparse.Namespace(
-        config=str(configs / "demo.yaml"),
-        out=args.out,
-        host=None,
-        serve_target=str(configs / "demo-target.yaml"),
-        web=args.web,
-        locust_args=[],
-        agent=[],
-        no_report=False,
-    )
-    return cmd_run(with_run_defaults(ns))
+    argv = ["run", str(configs / "demo.yaml"), "--serve-target", str(configs / "demo-target.yaml")]
+    argv += ["--out", args.out] if args.out else []
+    argv += ["--web"] if args.web else []
+    run_args = build_parser().parse_args(argv)
+    run_args.locust_args = []
+    return cmd_run(run_args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -461,28 +458,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_DEFAULTS: dict[str, Any] = {
-    "master": False,
-    "worker": False,
-    "master_host": None,
-    "master_port": 5557,
-    "master_bind_host": "*",
-    "expect_workers": 1,
-    "expect_workers_given": False,
-    "worker_wait": 300.0,
-    "master_timeout": 15.0,
-    "processes": None,
-    "web_host": "127.0.0.1",
-}
-
-
-def with_run_defaults(ns: argparse.Namespace) -> argparse.Namespace:
-    for key, value in RUN_DEFAULTS.items():
-        if not hasattr(ns, key):
-            setattr(ns, key, value)
-    return ns
-
-
 class _ExpectWorkers(argparse.Action):
     """Remembers that --expect-workers was given (its default of 1 is not a request for a master)."""
 
@@ -500,11 +475,10 @@ def add_distributed_arguments(run: argparse.ArgumentParser) -> None:
     role = group.add_mutually_exclusive_group()
     role.add_argument("--master", action="store_true", help="run the master: workers connect to it")
     role.add_argument("--worker", action="store_true", help="run a worker of --master-host")
-    d = RUN_DEFAULTS
     group.add_argument(
         "--expect-workers",
         type=int,
-        default=d["expect_workers"],
+        default=1,
         action=_ExpectWorkers,
         metavar="N",
         help="headless master: start once N workers are connected (default 1)",
@@ -512,24 +486,22 @@ def add_distributed_arguments(run: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--worker-wait",
         type=float,
-        default=d["worker_wait"],
+        default=300.0,
         metavar="SECONDS",
         help="headless master: give up (exit 1) when the workers are not all there after this long (300)",
     )
     group.add_argument("--master-host", help="worker: the master's host name or address")
-    group.add_argument(
-        "--master-port", type=int, default=d["master_port"], help="the master's port for workers (5557)"
-    )
+    group.add_argument("--master-port", type=int, default=5557, help="the master's port for workers (5557)")
     group.add_argument(
         "--master-bind-host",
-        default=d["master_bind_host"],
+        default="*",
         metavar="ADDRESS",
         help="master: the interface workers connect to (default: all)",
     )
     group.add_argument(
         "--master-timeout",
         type=float,
-        default=d["master_timeout"],
+        default=None,
         metavar="SECONDS",
         help="worker: exit (code 1) after this long without a heartbeat from the master (15)",
     )
@@ -541,7 +513,7 @@ def add_distributed_arguments(run: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--web-host",
-        default=d["web_host"],
+        default="127.0.0.1",
         metavar="ADDRESS",
         help="with --web: the address the web UI binds (default 127.0.0.1; 0.0.0.0 in a container)",
     )
