@@ -30,11 +30,13 @@ import gevent.event
 from locust import __version__ as locust_version
 from locust.env import Environment
 from locust.runners import (
+    HEARTBEAT_LIVENESS,
     STATE_MISSING,
     STATE_RUNNING,
     STATE_SPAWNING,
     WORKER_REPORT_INTERVAL,
     MasterRunner,
+    WorkerNode,
     WorkerRunner,
 )
 
@@ -153,6 +155,7 @@ class WorkerRegistry:
         self._users: dict[str, int] = {}
         self._requests: dict[str, list[int]] = {}
         self._gone: set[str] = set()
+        self._pending: set[str] = set()
         self._quitting = False
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
 
@@ -161,6 +164,7 @@ class WorkerRegistry:
         assert isinstance(runner, MasterRunner)
         runner.register_message(HELLO, self._on_hello)
         events = self.environment.events
+        events.worker_connect.add_listener(self._on_connect)
         events.heartbeat_sent.add_listener(self._on_heartbeat)
         events.worker_report.add_listener(self._on_report)
         events.quitting.add_listener(self._on_quitting)
@@ -184,6 +188,34 @@ class WorkerRegistry:
         start = self.test_start()
         return round(epoch_s - start, 3) if start is not None else None
 
+    def _on_connect(self, client_id: str, **_: Any) -> None:
+        # Locust counts a worker as ready the moment it connects; hold it out of the pool until its
+        # fingerprint has been checked, so a headless master never starts with a worker it will refuse.
+        if client_id not in self.joined and client_id not in self._gone:
+            self._pending.add(client_id)
+            gevent.spawn(self._hold, client_id)  # after Locust has added the node
+
+    def _hold(self, client_id: str) -> None:
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner)
+        client = runner.clients.get(client_id)
+        if client_id not in self._pending or client is None:
+            return  # its hello was answered already
+        del runner.clients[client_id]
+        if runner._users_dispatcher is not None:
+            runner._users_dispatcher.remove_worker(client)
+
+    def _admit(self, runner: MasterRunner, client_id: str) -> None:
+        """Put a held worker (back) into Locust's pool, as Locust does for a new worker."""
+        self._pending.discard(client_id)
+        if client_id in runner.clients:
+            return
+        runner.clients[client_id] = WorkerNode(client_id, heartbeat_liveness=HEARTBEAT_LIVENESS)
+        if runner._users_dispatcher is not None:
+            runner._users_dispatcher.add_worker(worker_node=runner.clients[client_id])
+            if runner.state == STATE_RUNNING and not runner._users_dispatcher.dispatch_in_progress:
+                runner.start(runner.target_user_count, runner.spawn_rate)
+
     def _on_hello(self, msg: Any, **_: Any) -> None:
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
@@ -204,8 +236,10 @@ class WorkerRegistry:
             runner.send_message(REFUSED, {"problems": problems}, client_id=client_id)
             return
         if problems:
+            self._pending.discard(client_id)
             self._refuse(runner, client_id, who, problems, now)
             return
+        self._admit(runner, client_id)
         index = runner.get_worker_index(client_id) if client_id in runner.clients else None
         self.joined[client_id] = {
             **who,

@@ -179,10 +179,16 @@ def rows_by_name(run_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def test_master_merges_requests_derived_stats_stages_and_telemetry_of_two_workers(
-    start_target: StartTarget, write_config: Callable[..., Path], cluster: Callable[..., Cluster]
+    start_target: StartTarget,
+    write_config: Callable[..., Path],
+    cluster: Callable[..., Cluster],
+    tmp_path: Path,
 ) -> None:
     target = start_target(TARGET)
-    config = write_config(llm_config(target, [{"duration_s": 3, "users": 4}, {"duration_s": 3, "users": 8}]))
+    data = llm_config(target, [{"duration_s": 3, "users": 4}, {"duration_s": 3, "users": 8}])
+    # where a worker would put a run directory if it made one (the master is given --out)
+    data["output"] = {"dir": str(tmp_path / "worker-side")}
+    config = write_config(data)
     c = cluster(config, 2, report=True)
     workers = [c.worker(), c.worker()]
     c.wait_for(lambda: all(locust_children(w) for w in workers), 30, "the workers' Locust processes")
@@ -195,6 +201,7 @@ def test_master_merges_requests_derived_stats_stages_and_telemetry_of_two_worker
         assert "accepted this worker" in w_err and "results are written by the master" in w_out
     run_dir = only_run_dir(c.out)
     assert {p.name for p in run_dir.iterdir()} >= RUN_FILES
+    assert not (tmp_path / "worker-side").exists()  # only the master writes
 
     # Request counts: the master's totals are exactly the sum of what each worker reported.
     run = read_json(run_dir / "run.json")
