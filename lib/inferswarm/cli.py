@@ -216,7 +216,14 @@ def check_distributed(args: argparse.Namespace) -> str | None:
 
 def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run Locust as a child in its own session; SIGINT/SIGTERM to us are forwarded exactly once."""
-    proc = subprocess.Popen(cmd, start_new_session=True, env=env)
+    # A shell starts background jobs with SIGINT ignored, and Locust would inherit that: the signal we
+    # forward must work, so the child starts with the default disposition.
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         if proc.poll() is None:
