@@ -237,6 +237,11 @@ def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
             signal.signal(sig, handler)
 
 
+def shell_status(code: int) -> int:
+    """A child's return code as a shell reports it: 128+N for a child killed by signal N."""
+    return code if code >= 0 else 128 - code
+
+
 def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> None:
     """Fill in what a Locust process that died without its quit handler could not write."""
     data = read_run_json(run_dir)
@@ -314,7 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         report_code = subprocess.call([sys.executable, "-m", "inferswarm.cli", "report", str(run_dir)])
     print(f"inferswarm: results in {run_dir}", flush=True)
     if code != 0:
-        return code if code >= 0 else 128 - code
+        return shell_status(code)
     return EXIT_GATE_FAILED if report_code == EXIT_GATE_FAILED else 0
 
 
@@ -329,8 +334,7 @@ def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
     cmd = locust_command(
         Path(args.config), None, True, args.host, [*distributed_args(args), *args.locust_args]
     )
-    code = run_locust(cmd, env)
-    return code if code >= 0 else 128 - code
+    return shell_status(run_locust(cmd, env))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

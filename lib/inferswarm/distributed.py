@@ -133,6 +133,16 @@ def differences(master: dict[str, Any], worker: dict[str, Any]) -> list[str]:
     return out
 
 
+def _take_out(runner: MasterRunner, client_id: str) -> WorkerNode | None:
+    """Remove a worker from Locust's pool (and its user dispatcher); the node, if it was there."""
+    client = runner.clients.get(client_id)
+    if client is not None:
+        del runner.clients[client_id]
+        if runner._users_dispatcher is not None:
+            runner._users_dispatcher.remove_worker(client)
+    return client
+
+
 class WorkerRegistry:
     """The master's view of its workers; every change is handed to `on_change` (run.json)."""
 
@@ -198,12 +208,8 @@ class WorkerRegistry:
     def _hold(self, client_id: str) -> None:
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
-        client = runner.clients.get(client_id)
-        if client_id not in self._pending or client is None:
-            return  # its hello was answered already
-        del runner.clients[client_id]
-        if runner._users_dispatcher is not None:
-            runner._users_dispatcher.remove_worker(client)
+        if client_id in self._pending:  # else its hello was answered already
+            _take_out(runner, client_id)
 
     def _admit(self, runner: MasterRunner, client_id: str) -> None:
         """Put a held worker (back) into Locust's pool, as Locust does for a new worker."""
@@ -240,10 +246,9 @@ class WorkerRegistry:
             self._refuse(runner, client_id, who, problems, now)
             return
         self._admit(runner, client_id)
-        index = runner.get_worker_index(client_id) if client_id in runner.clients else None
         self.joined[client_id] = {
             **who,
-            "index": index,
+            "index": runner.get_worker_index(client_id),
             "joined_at": iso(now),
             "joined_epoch_s": round(now, 3),
         }
@@ -255,11 +260,7 @@ class WorkerRegistry:
         self, runner: MasterRunner, client_id: str, who: dict[str, Any], problems: list[str], now: float
     ) -> None:
         # Out of the pool before it takes users; Locust moves any it already had to the others.
-        client = runner.clients.get(client_id)
-        if client is not None:
-            del runner.clients[client_id]
-            if runner._users_dispatcher is not None:
-                runner._users_dispatcher.remove_worker(client)
+        client = _take_out(runner, client_id)
         self._gone.add(client_id)
         runner.send_message(REFUSED, {"problems": problems}, client_id=client_id)
         self.refused.append({**who, "at": iso(now), "epoch_s": round(now, 3), "problems": problems})
