@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO))
 
 from inferswarm.cli import ReferenceTarget  # noqa: E402
 from inferswarm.config import parse_config  # noqa: E402
-from inferswarm.telemetry.locust_wiring import TelemetryHub  # noqa: E402
-from inferswarm.telemetry.sampling import LocalSampling, LoopLagProbe  # noqa: E402
-from inferswarm.users import build_user_classes  # noqa: E402
+from inferswarm.locust.listeners.telemetry import TelemetryHub  # noqa: E402
+from inferswarm.locust.sampling import LoopLagProbe  # noqa: E402
+from inferswarm.locust.user import build_user_classes  # noqa: E402
+from inferswarm.telemetry.sampling import LocalSampling  # noqa: E402
 
 TARGET = {
     "slots": 256,
@@ -94,13 +95,13 @@ def sample_cost(repeats: int = 60) -> tuple[float, float, int]:
     """Milliseconds per sample set and per row, timing only the collection (50 ms apart, so CPU
     utilization has a time delta to report, as it does at any real interval)."""
     sampling = LocalSampling("bench@local")
-    sampling.collect(in_thread=False)  # GPU setup happens on the first call
+    sampling.collect()  # GPU setup happens on the first call
     rows = 0
     spent = 0.0
     for _ in range(repeats):
         time.sleep(0.05)
         started = time.perf_counter()
-        rows += len(sampling.collect(in_thread=False))
+        rows += len(sampling.collect())
         spent += time.perf_counter() - started
     per_set = spent / repeats
     return per_set * 1000, per_set * 1000 / (rows / repeats), rows // repeats

@@ -8,6 +8,6 @@ user class named after it (pick them in the web UI or list them after the option
 profile is the shape.
 """
 
-from inferswarm.locust_plugin import bootstrap
+from inferswarm.locust.plugin import bootstrap
 
 bootstrap(globals())

@@ -27,13 +27,12 @@ from inferswarm.config import (
     INTERVAL_MIN_S,
     LOAD_ENV,
     ConfigError,
-    CycleLoad,
     load_config,
     resolve_secret_headers,
     with_extra_agents,
     with_load_override,
 )
-from inferswarm.runinfo import (
+from inferswarm.rundir import (
     CSV_PREFIX_NAME,
     RunRecord,
     end_fields,
@@ -349,23 +348,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from inferswarm.report.render import write_report
+    from inferswarm.report.results import format_level
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         return _error(f"{run_dir}: not a run directory")
     results, messages = write_report(run_dir, png=not args.no_png)
-    for note in results["notes"]:
+    for note in results.notes:
         print(f"report: {note}")
     for message in messages:
         print(f"report: {message}")
-    sat = results.get("saturation")
-    if sat:
-        print(f"report: saturation at {sat['users']} users ({sat['reason']})")
-    for gate in results["slo"]["gates"]:
-        value = "no data" if gate["value"] is None else f"{gate['value']:g}"
-        print(f"report: SLO {'PASS' if gate['passed'] else 'FAIL'} {gate['gate']} ({gate['scope']}: {value})")
+    sat = results.saturation
+    if sat is not None:
+        level = format_level(sat.level)
+        print(f"report: saturation at {level} {results.step_axis.label} ({sat.reason})")
+    for gate in results.slo.gates:
+        value = "no data" if gate.value is None else f"{gate.value:g}"
+        print(f"report: SLO {'PASS' if gate.passed else 'FAIL'} {gate.gate} ({gate.scope}: {value})")
     print(f"report: {run_dir / 'report.html'}", flush=True)
-    return 0 if results["slo"]["passed"] else EXIT_GATE_FAILED
+    return 0 if results.slo.passed else EXIT_GATE_FAILED
 
 
 def _tolerances(items: list[str]) -> dict[str, float]:
@@ -388,6 +389,7 @@ def _tolerances(items: list[str]) -> dict[str, float]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from inferswarm.report.compare import write_compare
+    from inferswarm.report.results import ResultsFileError
 
     a_dir, b_dir = Path(args.run_a), Path(args.run_b)
     for run_dir in (a_dir, b_dir):
@@ -398,18 +400,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _error(str(exc))
     out = Path(args.out) if args.out else b_dir
-    rows = write_compare(a_dir, b_dir, out, tolerances)
+    try:
+        rows = write_compare(a_dir, b_dir, out, tolerances)
+    except ResultsFileError as exc:  # another schema version, or not a results.json at all
+        return _error(str(exc))
     for row in rows:
-        change = "-" if row["change"] is None else f"{100 * row['change']:+.1f}%"
-        flag = "  REGRESSION" if row["regression"] else ""
-        print(f"{row['scope']:>20} {row['metric']:>20} {row['a']:>12.3f} {row['b']:>12.3f} {change:>8}{flag}")
-    regressions = sum(r["regression"] for r in rows)
+        change = "-" if row.change is None else f"{100 * row.change:+.1f}%"
+        flag = "  REGRESSION" if row.regression else ""
+        print(f"{row.scope:>20} {row.metric:>20} {row.a:>12.3f} {row.b:>12.3f} {change:>8}{flag}")
+    regressions = sum(r.regression for r in rows)
     print(f"compare: {regressions} regression(s); {out / 'compare.html'}")
     return EXIT_GATE_FAILED if regressions else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from inferswarm.target.settings import load_target_settings
+    from inferswarm.emulator.settings import load_target_settings
 
     try:
         settings = load_target_settings(args.config)
@@ -417,7 +422,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _error(exc.one_line())
     import uvicorn
 
-    from inferswarm.target.app import create_app
+    from inferswarm.emulator.app import create_app
 
     uvicorn.run(
         create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False
@@ -441,22 +446,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         config = with_extra_agents(load_config(args.config), os.environ.get(AGENTS_ENV))
     except ConfigError as exc:
         return _error(exc.one_line())
-    from inferswarm.shapes import stages_for
-
-    stages = stages_for(config.load)
     names = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)
     print(f"{args.config}: ok: {len(config.capabilities)} capabilities: {names}")
-    if isinstance(config.load, CycleLoad):
-        load = config.load
-        print(
-            f"  load: cycle, {load.packets} requests every {load.interval_s:g} s, {load.cycles} cycles "
-            f"(about {load.cycles * load.interval_s:g} s)"
-        )
-    else:
-        print(
-            f"  load: {config.load.shape}, {len(stages)} stages, up to {max(s.users for s in stages)} "
-            f"users, {stages[-1].end_s:g} s"
-        )
+    print(f"  {config.load.describe(config.load_context())}")
     tc = config.telemetry
     if tc.enabled:
         sources = [*(a.url for a in tc.agents), *(p.url for p in tc.prometheus)]
@@ -564,9 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"poll an `inferswarm agent` for target telemetry (repeatable; also {AGENTS_ENV}=URL,URL)",
     )
     run.add_argument("--no-report", action="store_true", help="skip `inferswarm report` at the end")
-    cycle = run.add_argument_group(
-        "cycle mode (seed 000)", "send x requests spread over y capabilities every z seconds"
-    )
+    cycle = run.add_argument_group("cycle mode", "send x requests spread over y capabilities every z seconds")
     cycle.add_argument("-x", "--packets", type=int, help="requests per cycle")
     cycle.add_argument(
         "-y", "--capabilities", nargs="+", metavar="NAME", help="capabilities to spread them over"

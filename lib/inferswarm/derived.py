@@ -24,7 +24,7 @@ UNITS: Final[dict[str, str]] = {
     TOKENS_PER_S: "tokens/s",
     OUTPUT_TOKENS: "tokens",
 }
-METRICS: Final = tuple(UNITS)
+DERIVED_METRICS: Final = tuple(UNITS)
 
 # The "Type" column of a derived entry: what kind of number it is (tokens also say where they were counted).
 TIMING_TYPE: Final = "LLM"

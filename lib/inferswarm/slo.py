@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-METRICS = {
+GATE_METRICS = {
     "p50_ms": "median latency (ms)",
     "p90_ms": "90th percentile latency (ms)",
     "p95_ms": "95th percentile latency (ms)",
@@ -86,6 +86,6 @@ def parse_gate(text: str) -> Gate:
             f"e.g. 'p95_ms < 2000' (operators: < <= > >=)"
         )
     metric = match["metric"]
-    if metric not in METRICS:
-        raise ValueError(f"{text!r}: unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if metric not in GATE_METRICS:
+        raise ValueError(f"{text!r}: unknown metric {metric!r}; known: {', '.join(GATE_METRICS)}")
     return Gate(text.strip(), metric, match["op"], float(match["value"]), match["scope"])

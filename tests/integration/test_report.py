@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from inferswarm.cli import ReferenceTarget
-from tests.conftest import base_config
+from inferswarm.report.results import read_results
+from tests.conftest import REPO, base_config
 from tests.integration.runs import inferswarm, only_run_dir
 
 pytestmark = pytest.mark.integration
@@ -59,8 +61,13 @@ def test_run_reports_the_knee_and_fails_its_gate(
         assert (run_dir / "per_step.png").read_bytes()[:4] == b"\x89PNG"
 
     results = json.loads((run_dir / "results.json").read_text())
+    # a real run's results.json is what docs/results.schema.json describes, and reads back unchanged
+    jsonschema.validate(results, json.loads((REPO / "docs" / "results.schema.json").read_text()))
+    assert read_results(run_dir / "results.json").model_dump(mode="json") == results
     steps = results["steps"]
     assert [s["users"] for s in steps] == [2, 4, 6, 8] and all(s["exact"] for s in steps)
+    # a ramp's steps are placed by users
+    assert results["step_axis"]["label"] == "users" and [s["level"] for s in steps] == [2, 4, 6, 8]
     # below capacity the target serves what is offered...
     assert 6.5 <= steps[0]["success_rps"] <= 9.5 and 13 <= steps[1]["success_rps"] <= 18.5
     # ...above it, successful throughput stays near 20/s

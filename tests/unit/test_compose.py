@@ -10,7 +10,7 @@ import yaml
 
 from inferswarm.cli import build_parser, check_distributed
 from inferswarm.config import load_config, with_extra_agents
-from inferswarm.target.settings import load_target_settings
+from inferswarm.emulator.settings import load_target_settings
 from tests.compose_file import dockerfile, interpolate, services
 from tests.conftest import REPO
 

@@ -13,7 +13,7 @@ import yaml
 
 from inferswarm.cli import build_parser, check_distributed
 from inferswarm.config import load_config
-from inferswarm.distributed import fingerprint
+from inferswarm.locust.distributed import fingerprint
 from tests.compose_file import services
 from tests.conftest import REPO
 

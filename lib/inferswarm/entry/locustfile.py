@@ -3,6 +3,6 @@
 locust -f <this file> --inferswarm-config configs/demo.yaml   (or INFERSWARM_CONFIG=...)
 """
 
-from inferswarm.locust_plugin import bootstrap
+from inferswarm.locust.plugin import bootstrap
 
 bootstrap(globals())

@@ -1,63 +1,55 @@
-"""Wire protocols, keyed by the capability's `kind`.
+"""Capability kinds, keyed by the capability's `kind`.
 
-Adding a protocol is one new module (a capability model with a `kind` Literal and a `Protocol`
-subclass) plus one entry in `Capability` and `_PROTOCOLS` below.
+Adding a kind is one new module: a capability model (a `CapabilityBase` subclass with a `kind` Literal)
+and a `Protocol[ThatModel]` subclass decorated with `@register_protocol`, imported below so it registers.
+The config's union of capability models is built from this registry. See docs/architecture.md.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field
-
+from inferswarm.protocols import byoc, json_body, livepeer, multipart, openai  # noqa: F401  (register)
 from inferswarm.protocols.base import (
-    AsyncJob,
+    PENDING,
     CapabilityBase,
     FailureCategory,
+    Pending,
+    Poll,
     PreparedRequest,
     Protocol,
     RequestFailure,
     ResponseView,
     SuccessCriteria,
+    Verdict,
     classify,
+    protocol_for,
+    protocols,
+    register_protocol,
 )
-from inferswarm.protocols.byoc import ByocCapability, ByocProtocol
-from inferswarm.protocols.json_body import JsonCapability, JsonProtocol
-from inferswarm.protocols.livepeer import LivepeerCapability, LivepeerProtocol
-from inferswarm.protocols.multipart import MultipartCapability, MultipartProtocol
-from inferswarm.protocols.openai import OpenAICapability, OpenAIProtocol
-
-Capability = Annotated[
-    JsonCapability | MultipartCapability | LivepeerCapability | OpenAICapability | ByocCapability,
-    Field(discriminator="kind"),
-]
-
-_PROTOCOLS: dict[str, Protocol] = {
-    p.kind: p
-    for p in (JsonProtocol(), MultipartProtocol(), LivepeerProtocol(), OpenAIProtocol(), ByocProtocol())
-}
-
-KINDS: tuple[str, ...] = tuple(sorted(_PROTOCOLS))
-
-
-def protocol_for(kind: str) -> Protocol:
-    try:
-        return _PROTOCOLS[kind]
-    except KeyError:
-        raise KeyError(f"unknown protocol kind {kind!r}; valid kinds: {', '.join(KINDS)}") from None
-
+from inferswarm.protocols.byoc import ByocCapability
+from inferswarm.protocols.json_body import JsonCapability
+from inferswarm.protocols.livepeer import LivepeerCapability
+from inferswarm.protocols.multipart import MultipartCapability
+from inferswarm.protocols.openai import OpenAICapability
 
 __all__ = [
-    "KINDS",
-    "AsyncJob",
-    "Capability",
+    "PENDING",
+    "ByocCapability",
     "CapabilityBase",
     "FailureCategory",
+    "JsonCapability",
+    "LivepeerCapability",
+    "MultipartCapability",
+    "OpenAICapability",
+    "Pending",
+    "Poll",
     "PreparedRequest",
     "Protocol",
     "RequestFailure",
     "ResponseView",
     "SuccessCriteria",
+    "Verdict",
     "classify",
     "protocol_for",
+    "protocols",
+    "register_protocol",
 ]

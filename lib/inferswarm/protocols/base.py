@@ -10,21 +10,16 @@ from __future__ import annotations
 import json
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from inferswarm.secrets import refuse_literal_credentials
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys and type coercion are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+from inferswarm.strict import StrictModel
 
 
 class FailureCategory(StrEnum):
@@ -73,6 +68,8 @@ class SuccessCriteria(StrictModel):
 class CapabilityBase(StrictModel):
     """Fields every capability has, whatever its wire protocol."""
 
+    kind: str
+    """The kind's tag; each kind's model narrows it to `Literal["<tag>"]`."""
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     path: str = Field(pattern=r"^/")
@@ -218,41 +215,107 @@ def classify(response: ResponseView, criteria: SuccessCriteria) -> RequestFailur
     return check_body(response.body, criteria)
 
 
+class Pending:
+    """A poll's answer that says: not done yet, ask again."""
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+
+PENDING = Pending()
+
+Verdict = RequestFailure | None | Pending
+"""A poll answer judged: a failure, success (None), or PENDING."""
+
+
 @dataclass(frozen=True)
-class AsyncJob:
-    """A request answered `202 {"request_id"}` whose result is polled (the gateway's async mode)."""
+class Poll:
+    """How to follow a submitted job to its answer: what to send, how often, and when it is done.
 
-    result_path: str
-    poll_interval_s: float
-
-
-class Protocol(ABC):
-    """One wire protocol: how to build a capability's request and judge its response.
-
-    Most protocols are one request and one response. A protocol that streams (`stream_dialect`) or
-    runs an asynchronous job (`async_job`) says so, and the user runs that flow instead.
+    The client sends `request` every `interval_s` (the first after one interval) until `judge` returns a
+    failure or success, or the request's whole deadline passes (a `timeout` failure). Polls are part of
+    the job, not requests of their own: the job is one request in the statistics, timed submit to answer.
     """
 
-    kind: ClassVar[str]
+    request: PreparedRequest
+    interval_s: float
+    judge: Callable[[ResponseView], Verdict]
 
-    def stream_dialect(self, capability: Any) -> str | None:
+
+C = TypeVar("C", bound=CapabilityBase)
+
+
+class Protocol(ABC, Generic[C]):
+    """One capability kind: its config model (`model`, tagged by `kind`) and its wire behaviour.
+
+    Most kinds are one request and one response. A kind whose responses are server-sent events says so
+    (`stream_dialect`); a kind whose first answer only accepts a job says how to poll for the result
+    (`poll`). The client runs the matching flow; it never branches on the kind.
+    """
+
+    model: ClassVar[type[CapabilityBase]]
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.model)
+
+    @abstractmethod
+    def prepare(self, capability: C, assets_dir: Path) -> PreparedRequest:
+        """Build the request once; read asset files here."""
+
+    def classify(self, capability: C, response: ResponseView) -> RequestFailure | None:
+        return classify(response, capability.success)
+
+    def stream_dialect(self, capability: C) -> str | None:
         """The LLM stream dialect when this capability's responses are server-sent events."""
         return None
 
-    def async_job(self, capability: Any) -> AsyncJob | None:
+    def polls(self, capability: C) -> bool:
+        """Whether some first answers only accept a job (then `poll` is asked about each answer)."""
+        return False
+
+    def poll(
+        self, capability: C, submitted: ResponseView, headers: Mapping[str, str]
+    ) -> Poll | RequestFailure | None:
+        """For a first answer that accepted a job: how to poll it, or why the acceptance is unusable;
+        None when this answer is final (then `classify` judges it). `headers`: those the submit was
+        sent with (credentials included)."""
         return None
 
-    def classify_job_result(self, capability: Any, result: Any) -> RequestFailure | None:
-        """Judge a finished async job's `result` object."""
-        return None
-
-    def describe(self, capability: Any, assets_dir: Path) -> dict[str, Any]:
+    def describe(self, capability: C, assets_dir: Path) -> dict[str, Any]:
         """Facts the report needs about one request (pipeline, images per request, audio seconds)."""
         return {}
 
-    @abstractmethod
-    def prepare(self, capability: Any, assets_dir: Path) -> PreparedRequest:
-        """Build the request once; read asset files here."""
 
-    def classify(self, capability: Any, response: ResponseView) -> RequestFailure | None:
-        return classify(response, capability.success)
+def kind_of(model: type[CapabilityBase]) -> str:
+    """The `kind` tag of a capability model (`kind: Literal["<tag>"]`)."""
+    tags = get_args(model.model_fields["kind"].annotation)
+    if len(tags) != 1 or not isinstance(tags[0], str):
+        raise TypeError(f"{model.__name__}.kind must be a Literal of one string")
+    return tags[0]
+
+
+_PROTOCOLS: dict[str, Protocol[Any]] = {}
+
+P = TypeVar("P", bound=type[Protocol[Any]])
+
+
+def register_protocol(cls: P) -> P:
+    """Class decorator: make a capability kind selectable as `kind: <tag of cls.model>`."""
+    instance = cls()
+    _PROTOCOLS[instance.kind] = instance
+    return cls
+
+
+def protocols() -> dict[str, Protocol[Any]]:
+    """Every registered capability kind (built-in kinds register when `inferswarm.protocols` is imported)."""
+    return dict(_PROTOCOLS)
+
+
+def protocol_for(kind: str) -> Protocol[Any]:
+    try:
+        return _PROTOCOLS[kind]
+    except KeyError:
+        raise KeyError(
+            f"unknown protocol kind {kind!r}; valid kinds: {', '.join(sorted(_PROTOCOLS))}"
+        ) from None

@@ -29,6 +29,7 @@ from inferswarm.protocols.base import (
     check_body,
     classify_exception,
     classify_http_error,
+    register_protocol,
 )
 
 HEADER = "Livepeer"
@@ -71,8 +72,9 @@ def decode_job_header(value: str) -> dict[str, Any]:
     return job
 
 
-class ByocProtocol(Protocol):
-    kind = "byoc"
+@register_protocol
+class ByocProtocol(Protocol[ByocCapability]):
+    model = ByocCapability
 
     def prepare(self, capability: ByocCapability, assets_dir: Path) -> PreparedRequest:
         headers = {

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from inferswarm.protocols.base import CapabilityBase, PreparedRequest, Protocol
+from inferswarm.protocols.base import CapabilityBase, PreparedRequest, Protocol, register_protocol
 
 
 class JsonCapability(CapabilityBase):
@@ -17,8 +17,9 @@ class JsonCapability(CapabilityBase):
     content_type: str = "application/json"
 
 
-class JsonProtocol(Protocol):
-    kind = "json"
+@register_protocol
+class JsonProtocol(Protocol[JsonCapability]):
+    model = JsonCapability
 
     def prepare(self, capability: JsonCapability, assets_dir: Path) -> PreparedRequest:
         headers = {"Content-Type": capability.content_type, "Accept": "application/json"}

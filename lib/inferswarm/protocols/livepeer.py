@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,15 +24,18 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from inferswarm.protocols.base import (
-    AsyncJob,
+    PENDING,
     CapabilityBase,
     FailureCategory,
+    Poll,
     PreparedRequest,
     Protocol,
     RequestFailure,
     ResponseView,
+    Verdict,
     classify_exception,
     classify_http_error,
+    register_protocol,
 )
 from inferswarm.protocols.multipart import encode_multipart, form_value
 
@@ -402,8 +405,9 @@ def _json_body(body: bytes) -> tuple[Any, str | None]:
         return None, "invalid JSON"
 
 
-class LivepeerProtocol(Protocol):
-    kind = "livepeer"
+@register_protocol
+class LivepeerProtocol(Protocol[LivepeerCapability]):
+    model = LivepeerCapability
 
     def prepare(self, capability: LivepeerCapability, assets_dir: Path) -> PreparedRequest:
         fields = capability.request_fields()
@@ -428,10 +432,42 @@ class LivepeerProtocol(Protocol):
     def stream_dialect(self, capability: LivepeerCapability) -> str | None:
         return "livepeer" if capability.streaming else None
 
-    def async_job(self, capability: LivepeerCapability) -> AsyncJob | None:
-        if not capability.async_mode:
+    def polls(self, capability: LivepeerCapability) -> bool:
+        return capability.async_mode
+
+    def poll(
+        self, capability: LivepeerCapability, submitted: ResponseView, headers: Mapping[str, str]
+    ) -> Poll | RequestFailure | None:
+        """The gateway's async mode: `202 {"request_id"}`, then POST `<path>/result {"request_id"}`
+        answers 202 (or `status` other than `complete`) until the job is done."""
+        if not capability.async_mode or submitted.status != 202:
             return None
-        return AsyncJob(f"{capability.path.rstrip('/')}/result", capability.poll_interval_s)
+        try:
+            request_id = json.loads(submitted.body)["request_id"]
+            if not isinstance(request_id, str) or not request_id:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            return RequestFailure(FailureCategory.BAD_BODY, "202 without a request_id")
+        poll_headers = {k: v for k, v in headers.items() if k != "Prefer"}
+        poll_headers["Content-Type"] = "application/json"
+        body = json.dumps({"request_id": request_id}).encode()
+        request = PreparedRequest("POST", f"{capability.path.rstrip('/')}/result", poll_headers, body)
+        return Poll(request, capability.poll_interval_s, lambda view: self._judge_poll(capability, view))
+
+    def _judge_poll(self, capability: LivepeerCapability, view: ResponseView) -> Verdict:
+        if view.status == 202:
+            return PENDING
+        if view.status != 200:
+            return self.classify(capability, view) or RequestFailure(
+                FailureCategory.UNEXPECTED_STATUS, f"poll HTTP {view.status}"
+            )
+        try:
+            document = json.loads(view.body)
+        except (ValueError, UnicodeDecodeError):
+            return RequestFailure(FailureCategory.BAD_BODY, "poll answer is not JSON")
+        if not isinstance(document, dict) or document.get("status") != "complete":
+            return PENDING
+        return self.classify_job_result(capability, document.get("result"))
 
     def classify(self, capability: LivepeerCapability, response: ResponseView) -> RequestFailure | None:
         if response.error is not None and response.status == 0:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from inferswarm.protocols.base import CapabilityBase, PreparedRequest, Protocol
+from inferswarm.protocols.base import CapabilityBase, PreparedRequest, Protocol, register_protocol
 
 
 class MultipartCapability(CapabilityBase):
@@ -61,8 +61,9 @@ def encode_multipart(fields: dict[str, str], files: dict[str, Path], boundary: s
     return bytes(out)
 
 
-class MultipartProtocol(Protocol):
-    kind = "multipart"
+@register_protocol
+class MultipartProtocol(Protocol[MultipartCapability]):
+    model = MultipartCapability
 
     def prepare(self, capability: MultipartCapability, assets_dir: Path) -> PreparedRequest:
         boundary = f"inferswarm-{uuid.uuid4().hex}"

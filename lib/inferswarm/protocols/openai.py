@@ -22,6 +22,7 @@ from inferswarm.protocols.base import (
     ResponseView,
     classify_exception,
     classify_http_error,
+    register_protocol,
 )
 
 _DEFAULT_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -76,8 +77,9 @@ def _check_response(api: str, body: Any) -> str | None:
     return None
 
 
-class OpenAIProtocol(Protocol):
-    kind = "openai"
+@register_protocol
+class OpenAIProtocol(Protocol[OpenAICapability]):
+    model = OpenAICapability
 
     def prepare(self, capability: OpenAICapability, assets_dir: Path) -> PreparedRequest:
         body: dict[str, Any] = {"model": capability.model, **capability.params, "stream": capability.stream}

@@ -4,23 +4,50 @@ Per-step latency percentiles come from the exact per-step histograms the run rec
 (`PREFIX_step_latency.csv`) with Locust's own percentile rule, so they match what Locust would print for
 that window. Runs without them (plain `locust` runs, older runs) fall back to Locust's windowed history
 percentiles, and the step is marked `exact: false`.
+
+Steps are placed on the axis of the run's load kind (`inferswarm.load.step_axis_of`): each step's level
+is its value in that column of the stages CSV (users for every built-in kind).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, JsonValue, ValidationError
 
 from inferswarm.config import ReportConfig, SaturationRule
 from inferswarm.derived import is_derived
-from inferswarm.report.load import RunData
+from inferswarm.load import USERS_AXIS, StepAxis, step_axis_of
+from inferswarm.report.load import JsonObject, RunData
 from inferswarm.report.pipelines import pipeline_figures
+from inferswarm.report.results import (
+    SCHEMA_VERSION,
+    Axis,
+    CapabilitySummary,
+    GateVerdict,
+    GeneratorSaturation,
+    GpuFigures,
+    Inputs,
+    Metadata,
+    PassingStep,
+    ReportSettings,
+    Results,
+    Saturation,
+    SaturationRuleSettings,
+    SloVerdicts,
+    StepCapability,
+    StepRow,
+    format_level,
+)
 from inferswarm.report.workers import workers_section
 from inferswarm.slo import GPU_METRICS, Gate, parse_gate
+
+M = TypeVar("M", bound=BaseModel)
 
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -60,11 +87,11 @@ def failure_category(error: str) -> str:
     return head if head and " " not in head else "other"
 
 
-def capability_summary(data: RunData) -> dict[str, dict[str, Any]]:
+def capability_summary(data: RunData) -> dict[str, CapabilitySummary]:
     """Run totals per capability and `total`, from Locust's stats, failures and the status codes."""
     out: dict[str, dict[str, Any]] = {}
     if data.stats is None:
-        return out
+        return {}
     for _, row in data.stats.iterrows():
         name = str(row["Name"])
         if is_derived(name):
@@ -102,7 +129,7 @@ def capability_summary(data: RunData) -> dict[str, dict[str, Any]]:
     if data.status_codes is not None:
         for _, row in data.status_codes.iterrows():
             count(str(row["name"]), "status_codes", str(int(row["status"])), int(row["count"]))
-    return out
+    return {key: CapabilitySummary.model_validate(entry) for key, entry in out.items()}
 
 
 def test_window(data: RunData) -> tuple[float, float] | None:
@@ -114,12 +141,12 @@ def test_window(data: RunData) -> tuple[float, float] | None:
     return None
 
 
-def gpu_figures(data: RunData, start: float, end: float, requests: int | None) -> dict[str, Any]:
+def gpu_figures(data: RunData, start: float, end: float, requests: int | None) -> GpuFigures:
     """Peak memory, mean utilization and energy per request over (start, end], from every GPU source."""
     tel = data.telemetry
     if tel is None:
-        return {}
-    out: dict[str, Any] = {}
+        return GpuFigures()
+    out: dict[str, float] = {}
     util = tel.get("gpu_util_pct")
     if util is not None:
         util = util.window(start, end)
@@ -151,7 +178,7 @@ def gpu_figures(data: RunData, start: float, end: float, requests: int | None) -
             out["gpu_energy_j"] = joules
             if requests:
                 out["energy_per_request_j"] = joules / requests
-    return out
+    return GpuFigures.model_validate(out)
 
 
 def _per_series(sid: np.ndarray, value: np.ndarray, ufunc: Any, n: int, fill: float) -> np.ndarray:
@@ -160,7 +187,21 @@ def _per_series(sid: np.ndarray, value: np.ndarray, ufunc: Any, n: int, fill: fl
     return result
 
 
-def _history_step(data: RunData, start: float, end: float) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class _Window:
+    """Counts and latency of one measured window, before they become rates."""
+
+    requests: int
+    failures: int
+    seconds: float
+    percentiles: dict[str, float | None]
+    """p50_ms ... p99_ms"""
+    max_ms: float | None
+    window: tuple[float, float] | None = None
+    """(start, end) epoch seconds, for windows the run recorded itself."""
+
+
+def _history_step(data: RunData, start: float, end: float) -> _Window | None:
     history = data.history
     if history is None:
         return None
@@ -174,75 +215,85 @@ def _history_step(data: RunData, start: float, end: float) -> dict[str, Any] | N
     base_t = float(first["Timestamp"]) if first is not None else float(inside.iloc[0]["Timestamp"]) - 1
     base_req = float(first["Total Request Count"]) if first is not None else 0.0
     base_fail = float(first["Total Failure Count"]) if first is not None else 0.0
-    seconds = max(float(last["Timestamp"]) - base_t, 1e-9)
-    step: dict[str, Any] = {
-        "requests": int(last["Total Request Count"] - base_req),
-        "failures": int(last["Total Failure Count"] - base_fail),
-        "seconds": seconds,
-    }
-    for metric, column in HISTORY_PERCENTILES.items():
-        step[metric] = float(inside[column].median()) if column in inside else None
-    step["max_ms"] = float(inside["100%"].max()) if "100%" in inside else None
-    return step
+    return _Window(
+        requests=int(last["Total Request Count"] - base_req),
+        failures=int(last["Total Failure Count"] - base_fail),
+        seconds=max(float(last["Timestamp"]) - base_t, 1e-9),
+        percentiles={
+            metric: float(inside[column].median()) if column in inside else None
+            for metric, column in HISTORY_PERCENTILES.items()
+        },
+        max_ms=float(inside["100%"].max()) if "100%" in inside else None,
+    )
 
 
-def _exact_steps(data: RunData) -> dict[tuple[int, str], dict[str, Any]]:
-    out: dict[tuple[int, str], dict[str, Any]] = {}
+def _exact_steps(data: RunData) -> dict[tuple[int, str], _Window]:
+    out: dict[tuple[int, str], _Window] = {}
     if data.steps is None or data.step_latency is None:
         return out
     hist = data.step_latency.groupby(["stage", "name"])
     for _, row in data.steps.iterrows():
         key = (int(row["stage"]), str(row["name"]))
-        seconds = float(row["window_end_epoch_s"]) - float(row["window_start_epoch_s"])
-        step: dict[str, Any] = {
-            "requests": int(row["requests"]),
-            "failures": int(row.get("failures", 0) or 0),
-            "seconds": max(seconds, 1e-9),
-            "window": (float(row["window_start_epoch_s"]), float(row["window_end_epoch_s"])),
-        }
+        start, end = float(row["window_start_epoch_s"]), float(row["window_end_epoch_s"])
         buckets: list[tuple[float, int]] = []
         if key in hist.groups:
             group = hist.get_group(key)
             buckets = list(zip(group["response_time_ms"], group["count"].astype(int), strict=True))
-        for metric, q in PERCENTILES.items():
-            step[metric] = percentile(buckets, q)
-        step["max_ms"] = max((ms for ms, n in buckets if n > 0), default=None)
-        out[key] = step
+        out[key] = _Window(
+            requests=int(row["requests"]),
+            failures=int(row.get("failures", 0) or 0),
+            seconds=max(end - start, 1e-9),
+            percentiles={metric: percentile(buckets, q) for metric, q in PERCENTILES.items()},
+            max_ms=max((ms for ms, n in buckets if n > 0), default=None),
+            window=(start, end),
+        )
     return out
 
 
-def _rates(step: dict[str, Any]) -> dict[str, Any]:
-    requests, failures, seconds = step["requests"], step["failures"], step["seconds"]
-    ratio = failures / requests if requests else 0.0
-    return {
-        **{k: v for k, v in step.items() if k != "window"},
-        "rps": requests / seconds,
-        "success_rps": (requests - failures) / seconds,
-        "failure_ratio": ratio,
-    }
+def _rates(step: _Window) -> StepCapability:
+    requests, failures, seconds = step.requests, step.failures, step.seconds
+    return StepCapability.model_validate(
+        {
+            "requests": requests,
+            "failures": failures,
+            "seconds": seconds,
+            **step.percentiles,
+            "max_ms": step.max_ms,
+            "rps": requests / seconds,
+            "success_rps": (requests - failures) / seconds,
+            "failure_ratio": failures / requests if requests else 0.0,
+        }
+    )
 
 
-def step_table(data: RunData, report: ReportConfig) -> list[dict[str, Any]]:
-    """One row per recorded stage: users, window, throughput, latency, failures, GPU; plus per capability."""
+def _level(stage: pd.Series, column: str) -> float | None:
+    try:
+        level = float(stage[column])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return level if math.isfinite(level) else None
+
+
+def step_table(data: RunData, report: ReportConfig, axis: StepAxis = USERS_AXIS) -> list[StepRow]:
+    """One row per recorded stage: its level on `axis`, users, window, throughput, latency, failures,
+    GPU; plus per capability. A stage without a level (an empty cell in `axis.column`) is left out."""
     if data.stages is None or data.stages.empty:
         return []
     exact = _exact_steps(data)
-    rows: list[dict[str, Any]] = []
+    rows: list[StepRow] = []
+    no_level = 0
     for _, stage in data.stages.sort_values("stage").iterrows():
         index = int(stage["stage"])
+        level = _level(stage, axis.column)
+        if level is None:
+            no_level += 1
+            continue
         start, end = float(stage["start_epoch_s"]), float(stage["end_epoch_s"])
         warmup = min(report.warmup_s, (end - start) / 2)
-        row: dict[str, Any] = {
-            "stage": index,
-            "name": str(stage.get("name", f"stage {index + 1}")),
-            "users": int(stage["users"]),
-            "completed": str(stage.get("completed", "true")).lower() == "true",
-        }
         agg = exact.get((index, AGGREGATED))
-        if agg is not None:
-            row.update(_rates(agg), exact=True)
-            window = agg["window"]
-            row["capabilities"] = {
+        if agg is not None and agg.window is not None:
+            rates, window, is_exact = _rates(agg), agg.window, True
+            capabilities = {
                 name: _rates(step)
                 for (i, name), step in exact.items()
                 if i == index and name != AGGREGATED and not is_derived(name)
@@ -252,48 +303,85 @@ def step_table(data: RunData, report: ReportConfig) -> list[dict[str, Any]]:
             approx = _history_step(data, *window)
             if approx is None:
                 continue
-            row.update(_rates(approx), exact=False, capabilities={})
-        row["window_start_epoch_s"], row["window_end_epoch_s"] = window
-        row.update(gpu_figures(data, window[0], window[1], row.get("requests")))
-        rows.append(row)
+            rates, capabilities, is_exact = _rates(approx), {}, False
+        gpu = gpu_figures(data, window[0], window[1], rates.requests)
+        row = {
+            "stage": index,
+            "name": str(stage.get("name", f"stage {index + 1}")),
+            "users": int(stage["users"]),
+            "level": level,
+            "completed": str(stage.get("completed", "true")).lower() == "true",
+            **rates.model_dump(),
+            "exact": is_exact,
+            "capabilities": capabilities,
+            "window_start_epoch_s": window[0],
+            "window_end_epoch_s": window[1],
+            **gpu.model_dump(),
+        }
+        rows.append(StepRow.model_validate(row))
+    if no_level:
+        data.notes.append(
+            f"{data.prefix}_stages.csv: {no_level} stage(s) without a value in column {axis.column} left out"
+        )
     return rows
 
 
-def saturation_point(steps: list[dict[str, Any]], rule: SaturationRule) -> dict[str, Any] | None:
-    """The first step where added users stop adding throughput while p95 climbs, or failures pass the
-    bound; `knee` is the step before it: the highest load the target sustained."""
-    previous: dict[str, Any] | None = None
+def run_axis(data: RunData) -> StepAxis:
+    """The steps' axis for this run: its load kind's, or users when the stages CSV lacks that column."""
+    axis = step_axis_of(data.config.get("load"))
+    if axis.column != USERS_AXIS.column and data.stages is not None and axis.column not in data.stages:
+        data.notes.append(
+            f"{data.prefix}_stages.csv: no {axis.column} column for the {axis.label} axis: "
+            "steps are placed by users"
+        )
+        return USERS_AXIS
+    return axis
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def saturation_point(steps: list[StepRow], rule: SaturationRule, unit: str = "users") -> Saturation | None:
+    """The first step where added load stops adding throughput while p95 climbs, or failures pass the
+    bound; `knee` is the step before it: the highest load the target sustained. `unit` names the
+    steps' axis in the reason."""
+    previous: StepRow | None = None
     for step in steps:
         reason = None
-        if step["requests"] and step["failure_ratio"] > rule.max_failure_ratio:
-            reason = f"failure ratio {step['failure_ratio']:.1%} > {rule.max_failure_ratio:.1%}"
-        elif previous is not None and step["users"] > previous["users"] and previous["users"] > 0:
-            ideal = previous["success_rps"] / previous["users"] * (step["users"] - previous["users"])
-            gain = step["success_rps"] - previous["success_rps"]
-            p95, p95_before = step.get("p95_ms"), previous.get("p95_ms")
+        if step.requests and step.failure_ratio > rule.max_failure_ratio:
+            reason = f"failure ratio {step.failure_ratio:.1%} > {rule.max_failure_ratio:.1%}"
+        elif previous is not None and step.level > previous.level and previous.level > 0:
+            before = _nan_if_none(previous.success_rps)
+            ideal = before / previous.level * (step.level - previous.level)
+            gain = _nan_if_none(step.success_rps) - before
+            p95, p95_before = step.p95_ms, previous.p95_ms
             climbing = p95 is not None and p95_before and p95 > p95_before * (1 + rule.latency_rise)
             if ideal > 0 and gain < rule.min_gain * ideal and climbing:
                 reason = (
-                    f"+{step['users'] - previous['users']} users added {gain:+.2f} req/s "
+                    f"+{format_level(step.level - previous.level)} {unit} added {gain:+.2f} req/s "
                     f"(< {rule.min_gain:.0%} of {ideal:.2f}) while p95 rose {p95_before:g} → {p95:g} ms"
                 )
         if reason is not None:
             knee = previous
-            return {
-                "stage": step["stage"],
-                "users": step["users"],
-                "reason": reason,
-                "knee_users": knee["users"] if knee else None,
-                "knee_success_rps": knee["success_rps"] if knee else None,
-            }
-        if step["users"] >= (previous["users"] if previous else 0):
+            return Saturation(
+                stage=step.stage,
+                users=step.users,
+                level=step.level,
+                reason=reason,
+                knee_users=knee.users if knee else None,
+                knee_level=knee.level if knee else None,
+                knee_success_rps=knee.success_rps if knee else None,
+            )
+        if step.level >= (previous.level if previous else 0):
             previous = step
     return None
 
 
 def gates_of(data: RunData) -> list[Gate]:
     gates = []
-    for text in data.config.get("slo", []) or []:
+    slo = data.config.get("slo")
+    for text in slo if isinstance(slo, list) else []:
         try:
             gates.append(parse_gate(str(text)))
         except ValueError as exc:
@@ -301,94 +389,122 @@ def gates_of(data: RunData) -> list[Gate]:
     return gates
 
 
-def judge(gates: list[Gate], summary: dict[str, dict[str, Any]], gpu: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each gate's verdict. A gate without data fails: a check that cannot be made must not pass CI."""
+def judge(gates: list[Gate], scopes: Mapping[str, BaseModel], gpu: BaseModel) -> list[GateVerdict]:
+    """Each gate's verdict on `scopes` (`total` and each capability) and the GPU figures in `gpu`.
+    A gate without data fails: a check that cannot be made must not pass CI."""
     verdicts = []
     for gate in gates:
         if gate.metric in GPU_METRICS:
-            value = gpu.get(gate.metric)
+            value = getattr(gpu, gate.metric, None)
         else:
-            value = summary.get(gate.scope, {}).get(gate.metric)
-        verdict: dict[str, Any]
+            scope = scopes.get(gate.scope)
+            value = getattr(scope, gate.metric, None) if scope is not None else None
         if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            verdict = {
-                "gate": gate.text,
-                "scope": gate.scope,
-                "value": None,
-                "passed": False,
-                "why": "no data",
-            }
+            verdict = GateVerdict(gate=gate.text, scope=gate.scope, value=None, passed=False, why="no data")
         else:
-            verdict = {
-                "gate": gate.text,
-                "scope": gate.scope,
-                "value": float(value),
-                "passed": gate.passes(value),
-            }
+            verdict = GateVerdict(
+                gate=gate.text, scope=gate.scope, value=float(value), passed=gate.passes(value)
+            )
         verdicts.append(verdict)
     return verdicts
 
 
-def highest_passing_step(gates: list[Gate], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The step with the most users where every gate holds, judged on that step's own numbers."""
-    best = None
+def highest_passing_step(gates: list[Gate], steps: list[StepRow]) -> PassingStep | None:
+    """The step with the highest level where every gate holds, judged on that step's own numbers."""
+    best: StepRow | None = None
     for step in steps:
-        if not step.get("requests"):
+        if not step.requests:
             continue
-        scopes = {"total": step, **step.get("capabilities", {})}
-        gpu = {k: step.get(k) for k in GPU_METRICS}
-        if all(v["passed"] for v in judge(gates, scopes, gpu)) and (
-            best is None or step["users"] >= best["users"]
-        ):
+        scopes: dict[str, BaseModel] = {"total": step, **step.capabilities}
+        if all(v.passed for v in judge(gates, scopes, step)) and (best is None or step.level >= best.level):
             best = step
-    return (
-        {"stage": best["stage"], "users": best["users"], "success_rps": best["success_rps"]} if best else None
-    )
+    if best is None:
+        return None
+    return PassingStep(stage=best.stage, users=best.users, level=best.level, success_rps=best.success_rps)
 
 
-def analyse(data: RunData, report: ReportConfig | None = None) -> dict[str, Any]:
-    """results.json: inputs, summary, steps, saturation, gates, GPU figures, metadata, notes."""
+def _fit(model: type[M], raw: JsonObject, what: str, notes: list[str]) -> M:
+    """`raw` as `model`; a key that does not fit (a hand-edited run.json) is left null, with a note."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        bad = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]} & raw.keys())
+        if not bad:
+            raise
+    notes.extend(f"{what} {key}: not understood, left out" for key in bad)
+    return model.model_validate({**raw, **dict.fromkeys(bad)})
+
+
+def _section(model: type[M], raw: JsonValue, what: str, notes: list[str]) -> M | None:
+    """A run.json section as `model`; None when it is absent, or does not fit (with a note)."""
+    if raw is None:
+        return None
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        notes.append(f"{what}: not understood, left out ({exc.errors()[0]['msg']})")
+        return None
+
+
+def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | None = None) -> Results:
+    """results.json: inputs, summary, steps, saturation, gates, GPU figures, metadata, notes.
+
+    `report` defaults to the run config's report section, `axis` to the run's load kind's."""
     if report is None:
         try:
             report = ReportConfig.model_validate(data.config.get("report") or {})
         except ValueError as exc:
             data.notes.append(f"config report section ignored: {exc}")
             report = ReportConfig()
+    axis = axis or run_axis(data)
     summary = capability_summary(data)
-    steps = step_table(data, report)
+    steps = step_table(data, report, axis)
     window = test_window(data)
-    total_requests = summary.get("total", {}).get("requests")
-    gpu = gpu_figures(data, *window, total_requests) if window else {}
+    total = summary.get("total")
+    gpu = gpu_figures(data, *window, total.requests if total else None) if window else GpuFigures()
     gates = gates_of(data)
     verdicts = judge(gates, summary, gpu)
     run = data.run
-    if not summary.get("total", {}).get("requests"):
+    if not (total and total.requests):
         data.notes.append("no requests were recorded: nothing to summarise")
-    results = {
-        "schema": 1,
-        "run_dir": str(data.run_dir),
-        "inputs": {"config": data.config, "config_file": run.get("config_file")},
-        "metadata": {
-            key: run.get(key)
-            for key in ("name", "versions", "host", "mode", "started_at", "ended_at", "duration_s", "status")
-        },
-        "summary": summary,
-        "steps": steps,
-        "saturation": saturation_point(steps, report.saturation),
-        "slo": {
-            "gates": verdicts,
-            "passed": all(v["passed"] for v in verdicts),
-            "highest_passing_step": highest_passing_step(gates, steps) if gates else None,
-        },
-        "pipelines": pipeline_figures(data, summary),
-        "gpu": gpu,
-        "generator_saturation": run.get("generator_saturation"),
-        "workers": workers_section(run),
-        "report": {"warmup_s": report.warmup_s, "saturation_rule": report.saturation.model_dump()},
-        "notes": list(data.notes),
-    }
-    cleaned: dict[str, Any] = _clean(results)
-    return cleaned
+    given: JsonObject = {"config": data.config, "config_file": run.get("config_file")}
+    inputs = _fit(Inputs, given, "run.json", data.notes)
+    metadata = _fit(Metadata, {key: run.get(key) for key in Metadata.model_fields}, "run.json", data.notes)
+    saturation = saturation_point(steps, report.saturation, axis.label)
+    slo = SloVerdicts(
+        gates=verdicts,
+        passed=all(v.passed for v in verdicts),
+        highest_passing_step=highest_passing_step(gates, steps) if gates else None,
+    )
+    pipelines = pipeline_figures(data, summary)
+    generator = _section(
+        GeneratorSaturation, run.get("generator_saturation"), "run.json generator_saturation", data.notes
+    )
+    workers = workers_section(data)
+    settings = ReportSettings(
+        warmup_s=report.warmup_s,
+        saturation_rule=SaturationRuleSettings.model_validate(report.saturation.model_dump()),
+    )
+    measured = Results(
+        schema_version=SCHEMA_VERSION,
+        run_dir=str(data.run_dir),
+        inputs=inputs,
+        metadata=metadata,
+        summary=summary,
+        step_axis=Axis(column=axis.column, label=axis.label),
+        steps=steps,
+        saturation=saturation,
+        slo=slo,
+        pipelines=pipelines,
+        gpu=gpu,
+        generator_saturation=generator,
+        workers=workers,
+        report=settings,
+        notes=list(data.notes),
+    )
+    # Everything above is computed on the numbers as measured (gates and the saturation rule are judged
+    # on them); results.json holds them rounded to 4 decimals, NaN and infinities as null.
+    return Results.model_validate(_clean(measured.model_dump()))
 
 
 def series_frame(data: RunData) -> pd.DataFrame | None:

@@ -3,7 +3,7 @@ time buckets, so a day-long run still renders quickly; the numbers in results.js
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,7 +11,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from inferswarm.report.analysis import series_frame
-from inferswarm.report.load import RunData
+from inferswarm.report.load import RunData, object_of
+from inferswarm.report.results import GoneWorker, Results, format_level
 
 MAX_POINTS = 2000
 GIB = 2**30
@@ -66,11 +67,11 @@ def _empty_note(fig: go.Figure, row: int, text: str) -> None:
     )
 
 
-def _mark_workers_gone(fig: go.Figure, gone: list[dict[str, Any]]) -> None:
+def _mark_workers_gone(fig: go.Figure, gone: Sequence[GoneWorker]) -> None:
     """A dashed line at each lost (or departed) worker's last heartbeat, labelled with its node."""
     for worker in gone:
-        when = worker.get("last_seen_epoch_s")
-        if not isinstance(when, int | float):
+        when = worker.last_seen_epoch_s
+        if when is None:
             continue
         x = pd.Timestamp(when, unit="s", tz="UTC")
         fig.add_vline(x=x, line={"dash": "dash", "color": "#c00"}, row=1, col=1)
@@ -80,7 +81,7 @@ def _mark_workers_gone(fig: go.Figure, gone: list[dict[str, Any]]) -> None:
             y=1.0,
             xref="x",
             yref="paper",
-            text=f"worker {worker['how']}: {worker.get('node')}",
+            text=f"worker {worker.how}: {worker.node}",
             showarrow=False,
             yanchor="bottom",
             font={"color": "#c00"},
@@ -88,7 +89,7 @@ def _mark_workers_gone(fig: go.Figure, gone: list[dict[str, Any]]) -> None:
 
 
 def throughput_over_time(
-    data: RunData, per_user_rps: float | None, gone: list[dict[str, Any]] | None = None
+    data: RunData, per_user_rps: float | None, gone: Sequence[GoneWorker] = ()
 ) -> go.Figure | None:
     agg = series_frame(data)
     if agg is None:
@@ -141,7 +142,7 @@ def throughput_over_time(
     for trace in _telemetry_lines(data, "mem_util_pct", host_only=True):
         trace.name = f"mem {trace.name}"
         fig.add_trace(trace, row=4, col=1)
-    _mark_workers_gone(fig, gone or [])
+    _mark_workers_gone(fig, gone)
     fig.update_yaxes(title_text="req/s", row=1, col=1)
     fig.update_yaxes(title_text="users", row=1, col=1, secondary_y=True)
     fig.update_layout(height=1000, title="Throughput and utilization over time", legend={"orientation": "h"})
@@ -170,50 +171,52 @@ def latency_over_time(data: RunData) -> go.Figure | None:
     return fig
 
 
-def per_step(results: dict[str, Any]) -> go.Figure | None:
-    steps = [s for s in results["steps"] if s.get("requests")]
+def per_step(results: Results) -> go.Figure | None:
+    steps = [s for s in results.steps if s.requests]
     if not steps:
         return None
-    users = [s["users"] for s in steps]
-    has_gpu = any(s.get("gpu_util_mean_pct") is not None for s in steps)
+    unit = results.step_axis.label
+    levels = [s.level for s in steps]
+    has_gpu = any(s.gpu_util_mean_pct is not None for s in steps)
     titles = ["Throughput per step (req/s)", "Latency per step (ms)"]
     titles += ["GPU utilization per step (%)"] if has_gpu else []
     rows = len(titles)
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
 
-    def line(row: int, name: str, values: list[Any]) -> None:
-        fig.add_trace(go.Scatter(x=users, y=values, name=name, mode="lines+markers"), row=row, col=1)
+    def line(row: int, name: str, values: list[float | None]) -> None:
+        fig.add_trace(go.Scatter(x=levels, y=values, name=name, mode="lines+markers"), row=row, col=1)
 
-    line(1, "requests/s", [s["rps"] for s in steps])
-    line(1, "successful/s", [s["success_rps"] for s in steps])
-    for metric in ("p50_ms", "p95_ms", "p99_ms"):
-        line(2, metric.replace("_ms", ""), [s.get(metric) for s in steps])
+    line(1, "requests/s", [s.rps for s in steps])
+    line(1, "successful/s", [s.success_rps for s in steps])
+    line(2, "p50", [s.p50_ms for s in steps])
+    line(2, "p95", [s.p95_ms for s in steps])
+    line(2, "p99", [s.p99_ms for s in steps])
     if has_gpu:
-        line(3, "GPU util", [s.get("gpu_util_mean_pct") for s in steps])
-    saturation = results.get("saturation")
-    if saturation:
+        line(3, "GPU util", [s.gpu_util_mean_pct for s in steps])
+    saturation = results.saturation
+    if saturation is not None:
         for row in range(1, rows + 1):
-            fig.add_vline(x=saturation["users"], line={"dash": "dash", "color": "#c00"}, row=row, col=1)
+            fig.add_vline(x=saturation.level, line={"dash": "dash", "color": "#c00"}, row=row, col=1)
         fig.add_annotation(
-            x=saturation["users"],
+            x=saturation.level,
             xref=f"x{rows}" if rows > 1 else "x",
             y=0,
             yref="paper",
             yanchor="top",
             yshift=-40,
-            text=f"saturation at {saturation['users']} users",
+            text=f"saturation at {format_level(saturation.level)} {unit}",
             showarrow=False,
             font={"color": "#c00"},
         )
-    fig.update_xaxes(title_text="users", row=rows, col=1)
+    fig.update_xaxes(title_text=unit, row=rows, col=1)
     fig.update_layout(
         title="Per step of the ramp", height=300 * rows + 150, legend={"orientation": "h", "y": -0.2}
     )
     return fig
 
 
-def per_capability(results: dict[str, Any]) -> go.Figure | None:
-    caps = {k: v for k, v in results["summary"].items() if k != "total"}
+def per_capability(results: Results) -> go.Figure | None:
+    caps = {k: v for k, v in results.summary.items() if k != "total"}
     if not caps:
         return None
     names = sorted(caps)
@@ -223,26 +226,24 @@ def per_capability(results: dict[str, Any]) -> go.Figure | None:
         vertical_spacing=0.15,
         subplot_titles=("Requests/s", "Latency (ms)", "Failures by category", "Status codes"),
     )
-    fig.add_trace(go.Bar(x=names, y=[caps[n]["rps"] for n in names], name="req/s"), row=1, col=1)
-    for metric in ("p50_ms", "p95_ms", "p99_ms"):
-        fig.add_trace(
-            go.Bar(x=names, y=[caps[n].get(metric) for n in names], name=metric.replace("_ms", "")),
-            row=1,
-            col=2,
-        )
-    categories = sorted({c for n in names for c in caps[n]["failures_by_category"]})
+    fig.add_trace(go.Bar(x=names, y=[caps[n].rps for n in names], name="req/s"), row=1, col=1)
+    for name, values in (
+        ("p50", [caps[n].p50_ms for n in names]),
+        ("p95", [caps[n].p95_ms for n in names]),
+        ("p99", [caps[n].p99_ms for n in names]),
+    ):
+        fig.add_trace(go.Bar(x=names, y=values, name=name), row=1, col=2)
+    categories = sorted({c for n in names for c in caps[n].failures_by_category})
     for category in categories:
         fig.add_trace(
-            go.Bar(
-                x=names, y=[caps[n]["failures_by_category"].get(category, 0) for n in names], name=category
-            ),
+            go.Bar(x=names, y=[caps[n].failures_by_category.get(category, 0) for n in names], name=category),
             row=2,
             col=1,
         )
-    codes = sorted({c for n in names for c in caps[n]["status_codes"]})
+    codes = sorted({c for n in names for c in caps[n].status_codes})
     for code in codes:
         fig.add_trace(
-            go.Bar(x=names, y=[caps[n]["status_codes"].get(code, 0) for n in names], name=f"HTTP {code}"),
+            go.Bar(x=names, y=[caps[n].status_codes.get(code, 0) for n in names], name=f"HTTP {code}"),
             row=2,
             col=2,
         )
@@ -250,13 +251,14 @@ def per_capability(results: dict[str, Any]) -> go.Figure | None:
     return fig
 
 
-def all_figures(data: RunData, results: dict[str, Any]) -> dict[str, go.Figure]:
+def all_figures(data: RunData, results: Results) -> dict[str, go.Figure]:
     """name -> figure, for each figure there is data for."""
-    load = data.config.get("load") or {}
+    per_user_rps = object_of(data.config.get("load")).get("per_user_rps")
+    if not isinstance(per_user_rps, int | float):  # the expected-rate line needs a number
+        per_user_rps = None
+    gone = results.workers.lost if results.workers is not None else []
     made = {
-        "throughput_over_time": throughput_over_time(
-            data, load.get("per_user_rps"), (results.get("workers") or {}).get("lost")
-        ),
+        "throughput_over_time": throughput_over_time(data, per_user_rps, gone),
         "latency_over_time": latency_over_time(data),
         "per_step": per_step(results),
         "per_capability": per_capability(results),

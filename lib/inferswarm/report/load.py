@@ -13,15 +13,24 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+from pydantic import JsonValue
 
 from inferswarm.report.telemetry import NUMERIC_NA, Telemetry, read_telemetry
+
+JsonObject = dict[str, JsonValue]
+
+
+def object_of(value: JsonValue) -> JsonObject:
+    """`value` when it is a JSON object, else an empty one (a section run.json lacks, or holds mangled)."""
+    return value if isinstance(value, dict) else {}
 
 
 @dataclass
 class RunData:
     run_dir: Path
     prefix: str
-    run: dict[str, Any] = field(default_factory=dict)
+    run: JsonObject = field(default_factory=dict)
+    """run.json as read (empty when it is missing or unreadable)."""
     stages: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
     stats: pd.DataFrame | None = None
@@ -33,9 +42,8 @@ class RunData:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def config(self) -> dict[str, Any]:
-        config = self.run.get("config")
-        return config if isinstance(config, dict) else {}
+    def config(self) -> JsonObject:
+        return object_of(self.run.get("config"))
 
 
 def _read(
@@ -109,7 +117,7 @@ def load_run(run_dir: Path) -> RunData:
     """Everything a report needs from `run_dir`; raises FileNotFoundError only if the directory is absent."""
     if not run_dir.is_dir():
         raise FileNotFoundError(f"{run_dir}: not a run directory")
-    run: dict[str, Any] = {}
+    run: JsonObject = {}
     notes: list[str] = []
     try:
         loaded = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))

@@ -9,10 +9,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
+
 from inferswarm.derived import ITL, OUTPUT_TOKENS, TOKENS_PER_S, TTFT, split_entry
-from inferswarm.report.load import RunData
+from inferswarm.report.load import JsonObject, RunData, object_of
+from inferswarm.report.results import CapabilitySummary, Distribution, PipelineFigures
 
 PERCENTILE_COLUMNS = {"p50": "50%", "p90": "90%", "p95": "95%", "p99": "99%"}
 
@@ -25,7 +29,13 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def derived_rows(data: RunData) -> dict[str, dict[str, dict[str, Any]]]:
+def _fact(facts: JsonObject, key: str) -> float | None:
+    """A number run.json gives about a capability (None when it gives none, or something else)."""
+    value = facts.get(key)
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _derived_rows(data: RunData) -> dict[str, dict[str, dict[str, Any]]]:
     """capability -> metric -> that derived entry's stats row."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     if data.stats is None:
@@ -37,33 +47,37 @@ def derived_rows(data: RunData) -> dict[str, dict[str, dict[str, Any]]]:
     return out
 
 
-def _distribution(row: dict[str, Any]) -> dict[str, float | None]:
-    figures = {"avg": _number(row.get("Average Response Time"))}
-    figures.update({key: _number(row.get(column)) for key, column in PERCENTILE_COLUMNS.items()})
-    return figures
+def _distribution(row: dict[str, Any]) -> Distribution:
+    return Distribution(
+        avg=_number(row.get("Average Response Time")),
+        **{key: _number(row.get(column)) for key, column in PERCENTILE_COLUMNS.items()},
+    )
 
 
-def pipeline_figures(data: RunData, summary: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    info: dict[str, dict[str, Any]] = data.run.get("capabilities_info") or {}
-    derived = derived_rows(data)
-    out: dict[str, dict[str, Any]] = {}
+def pipeline_figures(data: RunData, summary: Mapping[str, CapabilitySummary]) -> dict[str, PipelineFigures]:
+    """Per capability with requests: its pipeline's figures (a capability run.json describes in a way
+    this report does not understand is left out, with a note)."""
+    info = object_of(data.run.get("capabilities_info"))
+    derived = _derived_rows(data)
+    out: dict[str, PipelineFigures] = {}
     for name in sorted(set(info) | set(derived)):
-        facts = info.get(name, {})
+        facts = object_of(info.get(name))
         row = summary.get(name)
-        if row is None or not row.get("requests"):
+        if row is None or not row.requests:
             continue
         entry: dict[str, Any] = {k: facts[k] for k in ("kind", "pipeline", "model") if k in facts}
-        mean_s = (_number(row.get("avg_ms")) or 0.0) / 1000.0
+        mean_s = (_number(row.avg_ms) or 0.0) / 1000.0
         entry["mean_latency_s"] = mean_s
-        per_request = facts.get("outputs_per_request")
+        per_request = _fact(facts, "outputs_per_request")
         if per_request:
             entry["outputs_per_request"] = per_request
             entry["output_unit"] = facts.get("output_unit", "image")
-            entry["outputs_per_s"] = (row.get("success_rps") or 0.0) * per_request
+            entry["outputs_per_s"] = (row.success_rps or 0.0) * per_request
             entry["s_per_output"] = mean_s / per_request if mean_s else None
-        if facts.get("audio_s"):
-            entry["audio_s"] = facts["audio_s"]
-            entry["real_time_factor"] = facts["audio_s"] / mean_s if mean_s else None
+        audio_s = _fact(facts, "audio_s")
+        if audio_s:
+            entry["audio_s"] = audio_s
+            entry["real_time_factor"] = audio_s / mean_s if mean_s else None
         metrics = derived.get(name, {})
         if TTFT in metrics:
             entry["ttft_ms"] = _distribution(metrics[TTFT])
@@ -75,5 +89,9 @@ def pipeline_figures(data: RunData, summary: dict[str, dict[str, Any]]) -> dict[
             entry["token_source"] = kind.removeprefix("tokens(").removesuffix(")") or None
         if OUTPUT_TOKENS in metrics:
             entry["output_tokens_avg"] = _number(metrics[OUTPUT_TOKENS].get("Average Response Time"))
-        out[name] = entry
+        try:
+            out[name] = PipelineFigures.model_validate(entry)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            data.notes.append(f"run.json capabilities_info {name}: not understood, left out ({problem})")
     return out

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -15,10 +15,11 @@ import plotly.io as pio
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
+from inferswarm.report.results import CapabilitySummary, PipelineFigures, Results, StepRow, format_level
 from inferswarm.report.workers import worker_lines
 
 
-def _fmt(value: Any, digits: int = 1) -> str:
+def _fmt(value: object, digits: int = 1) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -26,7 +27,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _pct(value: Any) -> str:
+def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
@@ -35,136 +36,131 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
-def _capability_rows(summary: dict[str, Any]) -> list[list[str]]:
+def _capability_rows(summary: Mapping[str, CapabilitySummary]) -> list[list[str]]:
     rows = []
     for name in [*sorted(k for k in summary if k != "total"), "total"]:
         if name in summary:
             s = summary[name]
             rows.append(
-                [name, _fmt(s["requests"]), _fmt(s["failures"]), _pct(s["failure_ratio"]), _fmt(s["rps"], 2)]
-                + [_fmt(s[m], 0) for m in ("p50_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms")]
+                [name, _fmt(s.requests), _fmt(s.failures), _pct(s.failure_ratio), _fmt(s.rps, 2)]
+                + [_fmt(value, 0) for value in (s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.max_ms)]
             )
     return rows
 
 
-def _step_rows(steps: list[dict[str, Any]]) -> list[list[str]]:
+def _step_rows(steps: list[StepRow]) -> list[list[str]]:
     rows = []
     for s in steps:
-        approx = "" if s.get("exact") else " ~"  # windowed history percentiles, not exact per step
+        approx = "" if s.exact else " ~"  # windowed history percentiles, not exact per step
         rows.append(
             [
-                s["name"],
-                str(s["users"]),
-                _fmt(s["rps"], 2),
-                _fmt(s["success_rps"], 2),
-                _pct(s["failure_ratio"]),
+                s.name,
+                format_level(s.level),
+                _fmt(s.rps, 2),
+                _fmt(s.success_rps, 2),
+                _pct(s.failure_ratio),
             ]
-            + [_fmt(s[m], 0) + approx for m in ("p50_ms", "p95_ms", "p99_ms")]
-            + [_fmt(s.get("gpu_util_mean_pct"))]
+            + [_fmt(value, 0) + approx for value in (s.p50_ms, s.p95_ms, s.p99_ms)]
+            + [_fmt(s.gpu_util_mean_pct)]
         )
     return rows
 
 
-def _pipeline_lines(pipelines: dict[str, dict[str, Any]]) -> list[str]:
+def _pipeline_lines(pipelines: Mapping[str, PipelineFigures]) -> list[str]:
     lines = []
     for name, p in pipelines.items():
-        parts = [f"**{name}**" + (f" ({p['pipeline']})" if p.get("pipeline") else "")]
-        if p.get("outputs_per_s") is not None:
-            unit = p.get("output_unit", "image")
-            parts.append(
-                f"{_fmt(p['outputs_per_s'], 2)} {unit}s/s, {_fmt(p.get('s_per_output'), 3)} s per {unit}"
-            )
-        if p.get("real_time_factor") is not None:
-            parts.append(
-                f"real-time factor {_fmt(p['real_time_factor'], 1)}x ({_fmt(p['audio_s'], 2)} s audio)"
-            )
-        if p.get("ttft_ms"):
-            t = p["ttft_ms"]
-            parts.append(f"TTFT p50/p95 {_fmt(t.get('p50'))}/{_fmt(t.get('p95'))} ms")
-        if p.get("itl_ms"):
-            parts.append(f"ITL avg {_fmt(p['itl_ms'].get('avg'), 1)} ms")
-        if p.get("tokens_per_s"):
-            rate = _fmt(p["tokens_per_s"].get("avg"), 1)
-            parts.append(f"{rate} tokens/s per request (counted from {p.get('token_source')})")
+        parts = [f"**{name}**" + (f" ({p.pipeline})" if p.pipeline else "")]
+        if p.outputs_per_s is not None:
+            unit = p.output_unit or "image"
+            parts.append(f"{_fmt(p.outputs_per_s, 2)} {unit}s/s, {_fmt(p.s_per_output, 3)} s per {unit}")
+        if p.real_time_factor is not None:
+            parts.append(f"real-time factor {_fmt(p.real_time_factor, 1)}x ({_fmt(p.audio_s, 2)} s audio)")
+        if p.ttft_ms is not None:
+            parts.append(f"TTFT p50/p95 {_fmt(p.ttft_ms.p50)}/{_fmt(p.ttft_ms.p95)} ms")
+        if p.itl_ms is not None:
+            parts.append(f"ITL avg {_fmt(p.itl_ms.avg, 1)} ms")
+        if p.tokens_per_s is not None:
+            rate = _fmt(p.tokens_per_s.avg, 1)
+            parts.append(f"{rate} tokens/s per request (counted from {p.token_source})")
         if len(parts) > 1:
             lines.append(": ".join([parts[0], "; ".join(parts[1:])]))
     return lines
 
 
-def summary_markdown(results: dict[str, Any]) -> str:
-    meta = results["metadata"]
-    lines = [f"# {meta.get('name') or 'run'}: load test summary", ""]
-    span = f"{meta.get('started_at') or '?'} to {meta.get('ended_at') or '?'}"
+def summary_markdown(results: Results) -> str:
+    meta = results.metadata
+    unit = results.step_axis.label
+    lines = [f"# {meta.name or 'run'}: load test summary", ""]
+    span = f"{meta.started_at or '?'} to {meta.ended_at or '?'}"
     lines.append(
-        f"{span} ({_fmt(meta.get('duration_s'))} s), status **{meta.get('status') or 'unknown'}**, "
-        f"mode {meta.get('mode') or '?'}"
+        f"{span} ({_fmt(meta.duration_s)} s), status **{meta.status or 'unknown'}**, mode {meta.mode or '?'}"
     )
     lines += ["", "## Per capability", ""]
     header = ["capability", "requests", "failures", "failure ratio", "req/s", "p50 ms", "p90 ms", "p95 ms"]
-    lines += _table([*header, "p99 ms", "max ms"], _capability_rows(results["summary"]))
-    total = results["summary"].get("total", {})
-    if total.get("failures_by_category"):
-        by = total["failures_by_category"]
+    lines += _table([*header, "p99 ms", "max ms"], _capability_rows(results.summary))
+    total = results.summary.get("total")
+    if total is not None and total.failures_by_category:
+        by = total.failures_by_category
         lines += ["", "Failures by category: " + ", ".join(f"{k} {v}" for k, v in sorted(by.items()))]
-    if total.get("status_codes"):
-        codes = total["status_codes"]
+    if total is not None and total.status_codes:
+        codes = total.status_codes
         lines += ["", "Status codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))]
-    if results.get("pipelines"):
+    if results.pipelines:
         lines += ["", "## Per pipeline", ""]
-        lines += [f"- {line}" for line in _pipeline_lines(results["pipelines"])]
-    if results["steps"]:
+        lines += [f"- {line}" for line in _pipeline_lines(results.pipelines)]
+    if results.steps:
         lines += ["", "## Per step", ""]
-        header = ["step", "users", "req/s", "successful/s", "failure ratio", "p50 ms", "p95 ms", "p99 ms"]
-        lines += _table([*header, "GPU util %"], _step_rows(results["steps"]))
-    sat = results.get("saturation")
+        header = ["step", unit, "req/s", "successful/s", "failure ratio", "p50 ms", "p95 ms", "p99 ms"]
+        lines += _table([*header, "GPU util %"], _step_rows(results.steps))
+    sat = results.saturation
     lines += ["", "## Saturation", ""]
-    if sat:
+    if sat is not None:
         knee = ""
-        if sat.get("knee_users") is not None:
+        if sat.knee_level is not None:
             knee = (
-                f"; the highest load it sustained was {sat['knee_users']} users at "
-                f"{_fmt(sat['knee_success_rps'], 2)} successful req/s"
+                f"; the highest load it sustained was {format_level(sat.knee_level)} {unit} at "
+                f"{_fmt(sat.knee_success_rps, 2)} successful req/s"
             )
-        lines.append(f"Saturated at **{sat['users']} users** ({sat['reason']}){knee}.")
+        lines.append(f"Saturated at **{format_level(sat.level)} {unit}** ({sat.reason}){knee}.")
     else:
         lines.append("No saturation point within the tested load.")
-    slo = results["slo"]
-    if slo["gates"]:
+    slo = results.slo
+    if slo.gates:
         lines += ["", "## SLO gates", ""]
-        for gate in slo["gates"]:
-            why = f" ({gate['why']})" if gate.get("why") else ""
-            mark = "PASS" if gate["passed"] else "FAIL"
-            lines.append(f"- **{mark}** `{gate['gate']}` ({gate['scope']}): {_fmt(gate['value'], 3)}{why}")
-        best = slo.get("highest_passing_step")
+        for gate in slo.gates:
+            why = f" ({gate.why})" if gate.why else ""
+            mark = "PASS" if gate.passed else "FAIL"
+            lines.append(f"- **{mark}** `{gate.gate}` ({gate.scope}): {_fmt(gate.value, 3)}{why}")
+        best = slo.highest_passing_step
         lines.append("")
-        if best:
-            rate = _fmt(best["success_rps"], 2)
-            lines.append(f"Highest step meeting every SLO: {best['users']} users ({rate} successful req/s).")
+        if best is not None:
+            level, rate = format_level(best.level), _fmt(best.success_rps, 2)
+            lines.append(f"Highest step meeting every SLO: {level} {unit} ({rate} successful req/s).")
         else:
             lines.append("No step met every SLO.")
-    gpu = results.get("gpu") or {}
-    if gpu:
-        peak_gib = (gpu.get("gpu_mem_peak_bytes") or 0) / 2**30
-        energy = gpu.get("energy_per_request_j")
+    gpu = results.gpu
+    if gpu.measured:
+        peak_gib = (gpu.gpu_mem_peak_bytes or 0) / 2**30
+        energy = gpu.energy_per_request_j
         lines += ["", "## GPU", ""]
         lines.append(
-            f"Mean utilization {_fmt(gpu.get('gpu_util_mean_pct'))}%, peak memory "
-            f"{_fmt(peak_gib, 2)} GiB ({_fmt(gpu.get('gpu_mem_peak_pct'))}%)"
+            f"Mean utilization {_fmt(gpu.gpu_util_mean_pct)}%, peak memory "
+            f"{_fmt(peak_gib, 2)} GiB ({_fmt(gpu.gpu_mem_peak_pct)}%)"
             + (f", {_fmt(energy, 3)} J per request" if energy is not None else "")
             + "."
         )
-    generator = results.get("generator_saturation") or {}
-    if generator.get("saturated"):
-        nodes = ", ".join(generator["nodes"])
+    generator = results.generator_saturation
+    if generator is not None and generator.saturated:
+        nodes = ", ".join(generator.nodes)
         lines += [
             "",
-            f"**Warning:** load generators above {generator['threshold_cpu_pct']}% CPU ({nodes}): "
+            f"**Warning:** load generators above {generator.threshold_cpu_pct}% CPU ({nodes}): "
             "their numbers understate the target.",
         ]
-    if results.get("workers"):
-        lines += ["", "## Workers", ""] + [f"- {line}" for line in worker_lines(results["workers"])]
-    if results["notes"]:
-        lines += ["", "## Notes", ""] + [f"- {note}" for note in results["notes"]]
+    if results.workers is not None:
+        lines += ["", "## Workers", ""] + [f"- {line}" for line in worker_lines(results.workers)]
+    if results.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
     return "\n".join(lines) + "\n"
 
 
@@ -241,7 +237,7 @@ def write_pngs(figures: dict[str, go.Figure], run_dir: Path) -> tuple[list[Path]
     return paths, None
 
 
-def write_report(run_dir: Path, png: bool = True) -> tuple[dict[str, Any], list[str]]:
+def write_report(run_dir: Path, png: bool = True) -> tuple[Results, list[str]]:
     """Analyse `run_dir` and write results.json, summary.md, report.html and PNGs into it."""
     data: RunData = load_run(run_dir)
     results = analyse(data)
@@ -251,8 +247,9 @@ def write_report(run_dir: Path, png: bool = True) -> tuple[dict[str, Any], list[
         _, notice = write_pngs(figures, run_dir)
         if notice:
             messages.append(notice)
-    results["figures"] = sorted(figures)
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    results = results.model_copy(update={"figures": sorted(figures)})
+    text = json.dumps(results.model_dump(mode="json"), indent=2) + "\n"
+    (run_dir / "results.json").write_text(text, encoding="utf-8")
     summary = summary_markdown(results)
     (run_dir / "summary.md").write_text(summary, encoding="utf-8")
     (run_dir / "report.html").write_text(report_html(summary, figures), encoding="utf-8")

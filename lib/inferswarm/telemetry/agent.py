@@ -41,7 +41,7 @@ class AgentSampler:
 
     def sample_once(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        samples = self.sampling.collect(now, in_thread=False)
+        samples = self.sampling.collect(now)
         with self._lock:
             self._sets.append((round(now, 3), samples))
 

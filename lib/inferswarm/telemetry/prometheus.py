@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from inferswarm.telemetry.samples import METRICS, Sample, sample
+from inferswarm.telemetry.samples import METRIC_UNITS, Sample, sample
 
 
 class PromSample(NamedTuple):
@@ -204,7 +204,7 @@ def map_inferswarm(scrape: Iterable[PromSample], now: float, node: str, source: 
     out: list[Sample] = []
     for prom in scrape:
         metric = prom.name.removeprefix(PREFIX)
-        if not prom.name.startswith(PREFIX) or metric not in METRICS or math.isnan(prom.value):
+        if not prom.name.startswith(PREFIX) or metric not in METRIC_UNITS or math.isnan(prom.value):
             continue
         ts = prom.timestamp_ms / 1000.0 if prom.timestamp_ms is not None else now
         value = int(prom.value) if prom.value.is_integer() else prom.value
@@ -233,7 +233,7 @@ def to_text(samples: Iterable[Sample]) -> str:
     lines: list[str] = []
     for metric in sorted(families):
         name = PREFIX + metric
-        lines.append(f"# HELP {name} inferswarm telemetry {metric} ({METRICS.get(metric, '')})")
+        lines.append(f"# HELP {name} inferswarm telemetry {metric} ({METRIC_UNITS.get(metric, '')})")
         lines.append(f"# TYPE {name} gauge")
         for s in families[metric]:
             labels = ",".join(

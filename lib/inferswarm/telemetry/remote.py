@@ -137,7 +137,7 @@ class PrometheusPoller(Poller):
 
 
 def map_gpu_check(report: Any, now: float, node: str, source: str = "gpu-check") -> list[Sample]:
-    """Seed 000's gpu-check JSON (per-device memory and utilization) or the BYOC worker's short form."""
+    """The gpu-check JSON (per-device memory and utilization) or the BYOC worker's short form."""
     if not isinstance(report, dict):
         raise PollError("gpu-check reply is not a JSON object")
     out: list[Sample] = []

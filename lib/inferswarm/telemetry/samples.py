@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 # metric name -> unit. Names carry their unit so a column of values never needs a lookup to be read.
-METRICS: dict[str, str] = {
+METRIC_UNITS: dict[str, str] = {
     # GPU, per device ("gpu0", ...); per-process memory uses device "gpu0/pid1234"
     "gpu_util_pct": "%",
     "gpu_mem_ctrl_util_pct": "%",
@@ -82,7 +82,7 @@ def next_tick(now: float, interval_s: float) -> float:
 
 def sample(timestamp: float, node: str, source: str, device: str, metric: str, value: Any) -> Sample:
     """Build a sample of a catalogued metric (its unit comes from the catalogue)."""
-    return Sample(round(timestamp, 3), node, source, device, metric, plain(value), METRICS[metric])
+    return Sample(round(timestamp, 3), node, source, device, metric, plain(value), METRIC_UNITS[metric])
 
 
 def to_wire(samples: Iterable[Sample]) -> list[list[Any]]:

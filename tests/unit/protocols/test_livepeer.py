@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from inferswarm.config import load_config
-from inferswarm.protocols import FailureCategory, ResponseView, protocol_for
+from inferswarm.protocols import PENDING, FailureCategory, Poll, RequestFailure, ResponseView, protocol_for
 from inferswarm.protocols.livepeer import PIPELINES, LivepeerCapability
 from tests.conftest import ASSETS
 from tests.unit.protocols.spec import validate_request, validate_response
@@ -110,8 +110,10 @@ def test_streaming_and_async_headers() -> None:
     cap = capability("image-to-video", async_mode=True)
     _, headers, _ = prepared(cap)
     assert headers["Prefer"] == "respond-async"
-    job = protocol_for("livepeer").async_job(cap)
-    assert job is not None and job.result_path == "/image-to-video/result"
+    protocol = protocol_for("livepeer")
+    assert protocol.polls(cap) and not protocol.polls(capability("image-to-video"))
+    poll = protocol.poll(cap, ResponseView(202, body=b'{"request_id": "r-1"}'), headers)
+    assert isinstance(poll, Poll) and poll.request.path == "/image-to-video/result"
 
 
 @pytest.mark.parametrize(
@@ -218,14 +220,97 @@ def test_errors_are_classified_as_the_gateway_behaves(
     assert failure is not None and failure.category is category and failure.detail == detail
 
 
-def test_async_result_with_an_error_is_a_failure() -> None:
+def async_poll(**extra: Any) -> Poll:
+    """The Poll for an accepted image-to-video job (submitted with the prepared headers plus a token)."""
     protocol = protocol_for("livepeer")
+    cap = capability("image-to-video", async_mode=True, **extra)
+    _, headers, _ = prepared(cap)
+    poll = protocol.poll(cap, ResponseView(202, body=b'{"request_id": "r-1"}'), headers)
+    assert isinstance(poll, Poll)
+    return poll
+
+
+def test_a_202_with_a_request_id_is_polled_at_the_result_path() -> None:
+    poll = async_poll(poll_interval_s=0.25)
+    request = poll.request
+    assert (request.method, request.path) == ("POST", "/image-to-video/result")
+    assert request.body is not None and json.loads(request.body) == {"request_id": "r-1"}
+    assert "Prefer" not in request.headers  # the result request must not ask for async again
+    assert request.headers["Content-Type"] == "application/json"  # not the submit's multipart type
+    assert request.headers["Authorization"] == "Bearer t"  # the submit's credentials go along
+    assert poll.interval_s == 0.25
+    prefixed = async_poll(path="/gateway/image-to-video/")
+    assert prefixed.request.path == "/gateway/image-to-video/result"
+
+
+@pytest.mark.parametrize("body", [b"{}", b'{"request_id": ""}', b'{"request_id": 7}', b"not json", b"[]"])
+def test_a_202_without_a_request_id_is_a_bad_body(body: bytes) -> None:
     cap = capability("image-to-video", async_mode=True)
-    capacity = protocol.classify_job_result(
-        cap, {"images": [], "error": {"message": "Service Unavailable Error"}}
-    )
-    assert capacity is not None and capacity.category is FailureCategory.CAPACITY
-    assert protocol.classify_job_result(cap, GOOD_BODIES["image-to-video"]) is None
+    failure = protocol_for("livepeer").poll(cap, ResponseView(202, body=body), {})
+    assert isinstance(failure, RequestFailure)
+    assert (failure.category, failure.detail) == (FailureCategory.BAD_BODY, "202 without a request_id")
+
+
+def test_only_an_async_202_is_polled() -> None:
+    protocol = protocol_for("livepeer")
+    accepted = ResponseView(202, body=b'{"request_id": "r-1"}')
+    assert protocol.poll(capability("image-to-video"), accepted, {}) is None  # async mode off
+    cap = capability("image-to-video", async_mode=True)
+    done = json.dumps(GOOD_BODIES["image-to-video"]).encode()
+    assert protocol.poll(cap, ResponseView(200, body=done), {}) is None  # answered at once: classify it
+
+
+def judged(status: int, body: Any) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return async_poll().judge(ResponseView(status, body=raw))
+
+
+def test_the_poll_judge() -> None:
+    assert judged(202, {"status": "processing"}) is PENDING
+    assert judged(200, {"status": "processing"}) is PENDING  # not complete yet
+    assert judged(200, {"status": "complete", "result": GOOD_BODIES["image-to-video"]}) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "category", "detail"),
+    [
+        (
+            200,
+            {
+                "status": "complete",
+                "result": {"images": [], "error": {"message": "Service Unavailable Error"}},
+            },
+            FailureCategory.CAPACITY,
+            "async job failed: Service Unavailable Error",
+        ),
+        (
+            200,
+            {"status": "complete", "result": {"error": {"message": "CUDA out of memory"}}},
+            FailureCategory.SERVER_ERROR,
+            "async job failed: CUDA out of memory",
+        ),
+        (
+            200,
+            {"status": "complete", "result": "done"},
+            FailureCategory.BAD_BODY,
+            "async result is not an object",
+        ),
+        (
+            200,
+            {"status": "complete", "result": {"images": []}},
+            FailureCategory.BAD_BODY,
+            "image-to-video: images is empty",
+        ),
+        (200, b"<html>", FailureCategory.BAD_BODY, "poll answer is not JSON"),
+        (500, {"error": {"message": "Internal Server Error"}}, FailureCategory.SERVER_ERROR, "HTTP 500"),
+        (404, {"error": {"message": "request not found"}}, FailureCategory.CLIENT_ERROR, "HTTP 404"),
+        (503, {}, FailureCategory.CAPACITY, "HTTP 503"),
+    ],
+)
+def test_the_poll_judge_failures(status: int, body: Any, category: FailureCategory, detail: str) -> None:
+    failure = judged(status, body)
+    assert isinstance(failure, RequestFailure)
+    assert failure.category is category and failure.detail.startswith(detail), failure
 
 
 def test_describe_gives_the_report_its_units() -> None:

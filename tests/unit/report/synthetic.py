@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from inferswarm.shapes import STAGE_COLUMNS
+from inferswarm.locust.shape import STAGE_COLUMNS
 
 START = 1_700_000_000.0
 PCT_COLUMNS = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
@@ -64,14 +64,16 @@ def write_run(
     telemetry: bool = True,
     cap: str = "cap",
     report: dict[str, Any] | None = None,
+    load: dict[str, Any] | None = None,
 ) -> Path:
-    """One capability `cap`; every step's requests spread evenly over its seconds; warm-up 0 unless given."""
+    """One capability `cap`; every step's requests spread evenly over its seconds; warm-up 0 unless given;
+    `load` is the config's load section as run.json holds it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {
         "name": "synthetic",
         "slo": slo or [],
         "report": report or {"warmup_s": 0},
-        "load": {"shape": "stages", "per_user_rps": None},
+        "load": load or {"shape": "stages", "per_user_rps": None},
     }
     end = START + sum(s["seconds"] for s in steps)
     run = {

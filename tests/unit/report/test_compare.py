@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from inferswarm.cli import main
 from inferswarm.report.compare import compare, results_of
+from inferswarm.report.results import Metadata, Results
 from tests.unit.report.synthetic import RAMP, step, write_run
 
 # B: the same ramp, but every latency is 30 % higher (a planted regression) and throughput equal
@@ -49,13 +51,44 @@ def test_within_tolerance_passes(tmp_path: Path) -> None:
     assert main(["compare", str(a), str(strict)]) == 3
 
 
+def only_total(**figures: Any) -> Results:
+    """Results with nothing but these run totals: every other number is missing."""
+    total = {
+        "requests": 100,
+        "failures": 0,
+        **dict.fromkeys(["rps", "success_rps", "avg_ms", "max_ms", "p50_ms", "p90_ms", "p95_ms", "p99_ms"]),
+        "failures_by_category": {},
+        "status_codes": {},
+        **figures,
+    }
+    rule = {"min_gain": 0.5, "latency_rise": 0.2, "max_failure_ratio": 0.05}
+    return Results.model_validate(
+        {
+            "schema": 1,
+            "run_dir": "run",
+            "inputs": {"config": {}, "config_file": None},
+            "metadata": dict.fromkeys(Metadata.model_fields),
+            "summary": {"total": total},
+            "steps": [],
+            "saturation": None,
+            "slo": {"gates": [], "passed": True, "highest_passing_step": None},
+            "pipelines": {},
+            "gpu": {},
+            "generator_saturation": None,
+            "workers": None,
+            "report": {"warmup_s": 0.0, "saturation_rule": rule},
+            "notes": [],
+        }
+    )
+
+
 def test_throughput_and_failures_regressions() -> None:
-    base = {"summary": {"total": {"rps": 100.0, "success_rps": 100.0, "failure_ratio": 0.0, "p95_ms": 50}}}
-    worse = {"summary": {"total": {"rps": 85.0, "success_rps": 80.0, "failure_ratio": 0.02, "p95_ms": 40}}}
-    rows = {r["metric"]: r for r in compare(base, worse)}
-    assert rows["rps"]["regression"] and rows["success_rps"]["regression"]  # -15 %, -20 %
-    assert rows["failure_ratio"]["regression"] and rows["failure_ratio"]["change"] is None  # +0.02 absolute
-    assert not rows["p95_ms"]["regression"]  # faster is never a regression
+    base = only_total(rps=100.0, success_rps=100.0, failure_ratio=0.0, p95_ms=50)
+    worse = only_total(rps=85.0, success_rps=80.0, failure_ratio=0.02, p95_ms=40)
+    rows = {r.metric: r for r in compare(base, worse)}
+    assert rows["rps"].regression and rows["success_rps"].regression  # -15 %, -20 %
+    assert rows["failure_ratio"].regression and rows["failure_ratio"].change is None  # +0.02 absolute
+    assert not rows["p95_ms"].regression  # faster is never a regression
 
 
 def test_bad_tolerance_and_missing_run_exit_2(tmp_path: Path) -> None:
@@ -69,6 +102,22 @@ def test_bad_tolerance_and_missing_run_exit_2(tmp_path: Path) -> None:
 def test_results_json_is_reused_when_present(tmp_path: Path) -> None:
     run = write_run(tmp_path / "a", [step(2, 10, 100, 0, {100: 100})])
     fresh = results_of(run)
-    assert not (run / "results.json").exists() and fresh["summary"]["total"]["requests"] == 100
-    (run / "results.json").write_text(json.dumps({"summary": {"total": {"rps": 1.0}}}))
-    assert results_of(run)["summary"]["total"] == {"rps": 1.0}
+    assert not (run / "results.json").exists() and fresh.summary["total"].requests == 100
+    planted = fresh.summary["total"].model_copy(update={"rps": 1.0})
+    (run / "results.json").write_text(
+        fresh.model_copy(update={"summary": {"total": planted}}).model_dump_json()
+    )
+    assert results_of(run).summary["total"] == planted
+
+
+def test_results_json_of_another_schema_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = write_run(tmp_path / "a", RAMP)
+    b = write_run(tmp_path / "b", RAMP)
+    assert main(["report", str(a), "--no-png"]) == 0
+    document = json.loads((a / "results.json").read_text())
+    (a / "results.json").write_text(json.dumps({**document, "schema": 2}))
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"inferswarm: {a / 'results.json'}: results.json schema 2, this inferswarm reads 1\n"
+    assert not (b / "compare.json").exists()

@@ -13,6 +13,11 @@ from pathlib import Path
 import pytest
 
 from inferswarm.cli import main
+from inferswarm.load import StepAxis
+from inferswarm.report.analysis import analyse
+from inferswarm.report.compare import overlay_figure
+from inferswarm.report.figures import per_step
+from inferswarm.report.load import load_run
 from tests.conftest import REPO
 from tests.unit.report.synthetic import RAMP, write_run
 
@@ -47,6 +52,21 @@ def test_report_files_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "Saturated at **6 users**" in summary and "4 users at 20.00 successful req/s" in summary
     assert "- **PASS** `p95_ms < 1000` (total): 300.000" in summary
     assert "<table>" in html and "Saturated at 6 users" in html
+
+
+def test_figures_put_steps_on_the_runs_axis(tmp_path: Path) -> None:
+    data = load_run(write_run(tmp_path / "run", RAMP))
+    results = analyse(data, axis=StepAxis(column="users", label="clients"))
+    fig = per_step(results)
+    assert fig is not None
+    assert fig.layout.xaxis3.title.text == "clients"
+    assert [a.text for a in fig.layout.annotations if a.text.startswith("saturation")] == [
+        "saturation at 6 clients"
+    ]
+    assert list(fig.data[0].x) == [2, 4, 6, 8]
+    users = analyse(load_run(tmp_path / "run"))
+    assert overlay_figure(users, results, ("a", "b")).layout.xaxis.title.text == "users / clients"
+    assert overlay_figure(users, users, ("a", "b")).layout.xaxis.title.text == "users"
 
 
 def test_failed_gate_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

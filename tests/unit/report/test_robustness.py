@@ -23,9 +23,9 @@ def test_killed_run_with_truncated_csvs(tmp_path: Path) -> None:
         truncate_last_line(run / f"locust_{name}.csv")
     assert main(["report", str(run), "--no-png"]) == 0
     results = analyse(load_run(run))
-    assert [s["users"] for s in results["steps"]] == [2, 4, 6, 8]
+    assert [s.users for s in results.steps] == [2, 4, 6, 8]
     # the cut row is reported, the rest is used
-    assert any("locust_stats_history.csv" in n and "incomplete row" in n for n in results["notes"])
+    assert any("locust_stats_history.csv" in n and "incomplete row" in n for n in results.notes)
     assert (run / "report.html").stat().st_size > 100_000
 
 
@@ -42,8 +42,8 @@ def test_empty_run(tmp_path: Path) -> None:
     code = main(["report", str(run), "--no-png"])
     assert code == 3  # the gate cannot be judged without data, so it fails
     results = analyse(load_run(run))
-    assert results["steps"] == [] and results["saturation"] is None
-    notes = results["notes"]
+    assert results.steps == [] and results.saturation is None
+    notes = results.notes
     assert "locust_stages.csv: empty file" in notes
     assert "locust_stats.csv: no rows" in notes
     assert "locust_telemetry.csv: missing (no telemetry: utilization figures are left out)" in notes
@@ -57,9 +57,9 @@ def test_no_telemetry_and_na_cells(tmp_path: Path) -> None:
     stats = run / "locust_stats.csv"
     stats.write_text(stats.read_text().replace(",100,100,100,100,200,300,", ",N/A,N/A,N/A,N/A,N/A,N/A,"))
     results = analyse(load_run(run))
-    assert results["gpu"] == {}
-    assert results["summary"]["total"]["p95_ms"] is None and results["summary"]["total"]["requests"] == 810
-    assert all("gpu_util_mean_pct" not in s for s in results["steps"])
+    assert results.gpu.model_dump() == {}
+    assert results.summary["total"].p95_ms is None and results.summary["total"].requests == 810
+    assert all("gpu_util_mean_pct" not in s.model_dump() for s in results.steps)
     assert main(["report", str(run), "--no-png"]) == 0
     html = (run / "report.html").read_text()
     assert "no GPU samples in this run" in html
@@ -68,8 +68,8 @@ def test_no_telemetry_and_na_cells(tmp_path: Path) -> None:
 def test_single_step(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", RAMP[:1])
     results = analyse(load_run(run))
-    assert len(results["steps"]) == 1 and results["saturation"] is None
-    assert results["steps"][0]["rps"] == 10.0
+    assert len(results.steps) == 1 and results.saturation is None
+    assert results.steps[0].rps == 10.0
     assert main(["report", str(run), "--no-png"]) == 0
 
 
@@ -78,6 +78,6 @@ def test_missing_run_json_and_files(tmp_path: Path) -> None:
     (run / "run.json").unlink()
     (run / "locust_failures.csv").unlink()
     results = analyse(load_run(run))
-    assert "run.json: missing (config, versions and SLOs unknown)" in results["notes"]
-    assert "locust_failures.csv: missing" in results["notes"]
-    assert results["summary"]["total"]["requests"] == 810
+    assert "run.json: missing (config, versions and SLOs unknown)" in results.notes
+    assert "locust_failures.csv: missing" in results.notes
+    assert results.summary["total"].requests == 810

@@ -9,7 +9,7 @@ from collections import namedtuple
 import psutil
 
 from inferswarm.telemetry.host import HostSampler, ProcessSampler, _busy_fraction
-from inferswarm.telemetry.samples import METRICS
+from inferswarm.telemetry.samples import METRIC_UNITS
 
 Times = namedtuple("Times", "user nice system idle iowait guest guest_nice")
 
@@ -36,7 +36,7 @@ def test_host_sampler_reports_every_host_metric() -> None:
     assert abs(got[("host", "mem_util_pct")] - 100.0 * got[("host", "mem_used_bytes")] / total) < 0.01
     for metric in ("swap_used_bytes", "net_rx_bytes", "net_tx_bytes", "load_1m"):
         assert got[("host", metric)] >= 0
-    assert all(s.unit == METRICS[s.metric] and s.source == "host" for s in samples)
+    assert all(s.unit == METRIC_UNITS[s.metric] and s.source == "host" for s in samples)
 
 
 def test_per_core_can_be_left_out() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from inferswarm import nvml
 from inferswarm.telemetry.nvml_sampler import GpuSampler
-from inferswarm.telemetry.samples import METRICS, Sample
+from inferswarm.telemetry.samples import METRIC_UNITS, Sample
 from tests.fake_nvml import H100, FakeNvml, gpu_lost
 
 # NVML's remembered state (the seam caches success or failure) is reset around every test
@@ -38,7 +38,7 @@ def test_every_metric_of_every_device_in_catalogue_units() -> None:
     }
     for metric, value in expected.items():
         s = got[("gpu0", metric)]
-        assert s.value == value and s.unit == METRICS[metric], metric
+        assert s.value == value and s.unit == METRIC_UNITS[metric], metric
         assert type(s.value) in (int, float), f"{metric} is {type(s.value)}, not plain"
         assert (s.timestamp, s.node, s.source) == (1000.0, "local@h", "nvml")
     assert got[("gpu1", "gpu_util_pct")].value == 99

@@ -15,7 +15,7 @@ from inferswarm.telemetry.prometheus import (
     parse_text,
     to_text,
 )
-from inferswarm.telemetry.samples import METRICS, Sample
+from inferswarm.telemetry.samples import METRIC_UNITS, Sample
 
 DATA = Path(__file__).with_name("data")
 DCGM = (DATA / "dcgm-exporter.prom").read_text()
@@ -77,8 +77,8 @@ def test_dcgm_maps_to_nvml_names_and_units() -> None:
     assert got[("gpu0", "gpu_energy_j")] == pytest.approx(182_734_559.812)  # from mJ
     assert got[("gpu0", "gpu_sm_clock_mhz")] == 1980 and got[("gpu0", "gpu_throttle_reasons")] == 4
     assert ("gpu0", "DCGM_FI_DEV_XID_ERRORS") not in got  # unmapped fields are not invented names
-    assert {s.metric for s in samples} <= set(METRICS)
-    assert all(s.unit == METRICS[s.metric] and s.node == "gpu-node-1" for s in samples)
+    assert {s.metric for s in samples} <= set(METRIC_UNITS)
+    assert all(s.unit == METRIC_UNITS[s.metric] and s.node == "gpu-node-1" for s in samples)
 
 
 def test_node_exporter_cpu_needs_two_scrapes() -> None:

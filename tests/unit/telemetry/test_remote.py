@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inferswarm.config import parse_config
-from inferswarm.target.gpu_check import gpu_check_report
-from inferswarm.telemetry.locust_wiring import build_pollers
+from inferswarm.emulator.gpu_check import gpu_check_report
+from inferswarm.locust.listeners.telemetry import build_pollers
 from inferswarm.telemetry.remote import (
     AgentPoller,
     GpuCheckPoller,

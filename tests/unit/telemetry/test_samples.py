@@ -9,7 +9,7 @@ from decimal import Decimal
 import msgpack
 import pytest
 
-from inferswarm.telemetry.samples import METRICS, Sample, from_wire, plain, sample, to_wire
+from inferswarm.telemetry.samples import METRIC_UNITS, Sample, from_wire, plain, sample, to_wire
 
 
 class NumpyLike:
@@ -42,7 +42,7 @@ def test_wire_round_trip_through_msgpack() -> None:
         sample(1700000000.1234, "worker@h/1", "nvml", "gpu0", "gpu_power_w", ctypes.c_uint(250)),
         sample(1700000000.1234, "worker@h/1", "host", "host", "load_1m", 0.75),
     ]
-    assert batch[0].timestamp == 1700000000.123 and batch[0].unit == METRICS["gpu_power_w"]
+    assert batch[0].timestamp == 1700000000.123 and batch[0].unit == METRIC_UNITS["gpu_power_w"]
     decoded = msgpack.unpackb(msgpack.packb({"samples": to_wire(batch)}))
     assert from_wire(decoded["samples"]) == batch
 

@@ -1,0 +1,292 @@
+"""What inferswarm's capability user costs in throughput, compared with a bare Locust FastHttpUser.
+
+Three variants, each one real headless Locust process (16 users, so at most one core) posting the same
+small JSON body with the same headers to a static nginx on loopback (`apt-get install nginx-light`; the
+script starts and stops its own, one worker process):
+
+- `bare`: bench/bare_fasthttp_locustfile.py, one FastHttpUser task, no wait, no response checks;
+- `telemetry on` and `telemetry off`: locustfiles/capabilities.py with one `kind: json` capability (which
+  also checks the status and that the body is JSON), telemetry enabled or not. The config's one stage
+  (--duration seconds, 16 users) is the shape that ends the run; `bare` runs for `-t` --duration seconds.
+
+Every round runs bare, on, off in turn, so drift hits all alike; the median round per variant is compared.
+Requests/s: completed requests per whole wall-clock second from Locust's final statistics (--json-file),
+leaving out the partial first second, the next one (spawning, connections) and the partial last one.
+(Plain Locust does not rewrite `_stats.csv` at shutdown, so the bare run's CSV misses its last second.)
+Locust's CPU share and CPU time per request are taken over the same seconds: near 100 % of a core means
+the load generator, not nginx, sets the throughput, which is what makes the ratio mean something.
+
+    .venv/bin/python bench/user_overhead.py --rounds 3 --duration 8
+
+Goal: the capability user with telemetry on keeps at least 95 % of the bare user's throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import yaml
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+from scale_workers import Nginx  # noqa: E402
+
+USERS = 16
+PATH = "/infer"
+PARAMS = {"prompt": "a lighthouse on a cliff at dusk", "width": 512, "height": 512}
+BODY = json.dumps(PARAMS, separators=(",", ":"))  # what the json protocol sends for PARAMS
+VARIANTS = ("bare", "telemetry on", "telemetry off")
+SKIP_START_S = 2  # leading per-second buckets left out: the partial first second and the spawn
+RUN_GRACE_S = 60  # start-up and shut-down allowance on top of --duration before a run is killed
+GOAL = 0.95
+STARVED_CPU_PCT = 90  # a Locust process below this share of a core was held back by something else
+
+
+@dataclass(frozen=True)
+class RunResult:
+    rps: float
+    steady_s: int
+    requests: int
+    failures: int
+    cpu_pct: float
+    """Locust's CPU over the steady seconds; 100 is one core."""
+    cpu_us_per_request: float
+
+
+def nginx_binary() -> str | None:
+    """The nginx that scale_workers.Nginx starts, if installed."""
+    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
+
+
+def write_config(path: Path, url: str, duration_s: float, telemetry: bool, out: Path) -> None:
+    config = {
+        "name": "user-overhead",
+        "target": {"base_url": url},
+        "assets_dir": str(REPO / "test-assets"),
+        "capabilities": [
+            {"name": "infer", "kind": "json", "path": PATH, "params": PARAMS, "success": {"body": "json"}}
+        ],
+        "load": {
+            "shape": "stages",
+            "stages": [{"duration_s": float(duration_s), "users": USERS, "spawn_rate": float(USERS)}],
+        },
+        "telemetry": {"enabled": telemetry},
+        "output": {"dir": str(out)},
+    }
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def locust_command(variant: str, url: str, config_dir: Path, prefix: Path, duration_s: int) -> list[str]:
+    common = ["--headless", "--only-summary", "--csv", str(prefix), "--json-file", str(prefix)]
+    if variant == "bare":
+        locustfile = BENCH / "bare_fasthttp_locustfile.py"
+        load = ["-u", str(USERS), "-r", str(USERS), "-t", f"{duration_s}s", "--host", url]
+        return [sys.executable, "-m", "locust", "-f", str(locustfile), *load, *common]
+    # The shape owns users, spawn rate and run time; Locust ignores (and warns about) -u, -r and -t.
+    config = config_dir / ("telemetry-on.yaml" if variant == "telemetry on" else "telemetry-off.yaml")
+    locustfile = REPO / "locustfiles" / "capabilities.py"
+    inferswarm = ["--inferswarm-config", str(config)]
+    return [sys.executable, "-m", "locust", "-f", str(locustfile), *inferswarm, *common]
+
+
+def child_env() -> dict[str, str]:
+    """The environment without INFERSWARM_* settings (a stray config or load override would change the
+    run), plus the bare locustfile's path and body."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INFERSWARM_")}
+    env.update(BENCH_PATH=PATH, BENCH_BODY=BODY)
+    return env
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """End a child started in its own session, and anything it started, while its leader still runs."""
+    if proc.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def run_locust(cmd: list[str], log: Path, timeout_s: float) -> tuple[int, list[tuple[float, float]]]:
+    """Run one Locust process to its end: its exit code and (epoch s, CPU s) samples, every 0.25 s and at
+    its exit (from the reaped child's resource usage)."""
+    samples: list[tuple[float, float]] = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while proc.poll() is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"Locust still running after {timeout_s:.0f} s: {' '.join(cmd)}")
+                try:
+                    times = psutil.Process(proc.pid).cpu_times()
+                    samples.append((time.time(), times.user + times.system))
+                except psutil.NoSuchProcess:
+                    pass
+                time.sleep(0.25)
+        finally:
+            stop_group(proc)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    samples.append((time.time(), cpu_s))
+    return proc.returncode, samples
+
+
+def cpu_at(samples: list[tuple[float, float]], when: float) -> float:
+    """CPU seconds at an epoch time, interpolated between the samples around it."""
+    before = [s for s in samples if s[0] <= when]
+    after = [s for s in samples if s[0] >= when]
+    if not before or not after:
+        raise RuntimeError("too few CPU samples around the measured window; use a longer --duration")
+    (t0, c0), (t1, c1) = before[-1], after[0]
+    return c0 if t1 == t0 else c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+
+
+def read_result(prefix: Path, samples: list[tuple[float, float]]) -> RunResult:
+    entries = json.loads(Path(f"{prefix}.json").read_text())
+    per_second: Counter[int] = Counter()
+    for entry in entries:
+        per_second.update({int(second): count for second, count in entry["num_reqs_per_sec"].items()})
+    if not per_second:
+        raise RuntimeError(f"no requests completed; see {prefix.parent}")
+    first, last = min(per_second), max(per_second)
+    steady = range(first + SKIP_START_S, last)  # whole seconds only: `last` is cut short by the stop
+    if len(steady) < 1:
+        raise RuntimeError("the run is too short for a steady second; use a longer --duration")
+    requests = sum(per_second[s] for s in steady)
+    cpu_s = cpu_at(samples, steady.stop) - cpu_at(samples, steady.start)
+    return RunResult(
+        rps=requests / len(steady),
+        steady_s=len(steady),
+        requests=sum(e["num_requests"] for e in entries),
+        failures=sum(e["num_failures"] for e in entries),
+        cpu_pct=100 * cpu_s / len(steady),
+        cpu_us_per_request=1e6 * cpu_s / requests if requests else float("nan"),
+    )
+
+
+def one_run(variant: str, url: str, tmp: Path, run_dir: Path, duration_s: int) -> RunResult:
+    run_dir.mkdir(parents=True)
+    prefix = run_dir / "locust"
+    cmd = locust_command(variant, url, tmp, prefix, duration_s)
+    log = run_dir / "locust.log"
+    code, samples = run_locust(cmd, log, duration_s + RUN_GRACE_S)
+    # Locust exits 1 when any request failed; the run still counts (its failures are reported).
+    if code not in (0, 1) or not Path(f"{prefix}.json").is_file():
+        tail = log.read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{variant}: Locust exited with code {code}:\n{tail}")
+    return read_result(prefix, samples)
+
+
+def failures_note(failures: int) -> str:
+    return f"{failures} FAILURES" if failures else "0 failures"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="each round runs bare, telemetry on, off")
+    parser.add_argument("--duration", type=int, default=8, help="seconds per Locust run")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.duration < SKIP_START_S + 2:
+        parser.error(f"--rounds must be >= 1 and --duration >= {SKIP_START_S + 2}")
+    nginx = nginx_binary()
+    if nginx is None:
+        print("user_overhead: nginx is not installed (apt-get install nginx-light); nothing measured")
+        return 2
+    # A SIGTERM unwinds like Ctrl+C, so the finally blocks stop nginx and the running Locust process.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    load_before = os.getloadavg()[0]
+    version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
+    results: dict[str, list[RunResult]] = {v: [] for v in VARIANTS}
+    try:
+        with tempfile.TemporaryDirectory(prefix="user-overhead-") as tmp_name, ExitStack() as stack:
+            tmp = Path(tmp_name)
+            server = Nginx(tmp)
+            stack.callback(server.__exit__, None, None, None)  # also when it fails to start
+            server.__enter__()
+            for name, telemetry in (("telemetry-on", True), ("telemetry-off", False)):
+                write_config(tmp / f"{name}.yaml", server.url, args.duration, telemetry, tmp / "results")
+            cores = len(os.sched_getaffinity(0))
+            print(f"target: {version} at {server.url}{PATH} (1 worker process), POST {BODY}")
+            print(
+                f"machine: {os.cpu_count()} CPUs ({cores} usable); each variant is one Locust process, "
+                f"which uses at most one core; {USERS} users, {args.duration} s per run"
+            )
+            print(
+                f"req/s: completed requests per whole second from Locust's final stats (--json-file), "
+                f"leaving out the first {SKIP_START_S} s (spawn, connections) and the partial last second"
+            )
+            for round_no in range(1, args.rounds + 1):
+                for variant in VARIANTS:
+                    run_dir = tmp / "runs" / f"{round_no}-{variant.replace(' ', '-')}"
+                    result = one_run(variant, server.url, tmp, run_dir, args.duration)
+                    results[variant].append(result)
+                    starved = ""
+                    if result.cpu_pct < STARVED_CPU_PCT:
+                        starved = f" (under {STARVED_CPU_PCT}%: CPU contention?)"
+                    print(
+                        f"  round {round_no} {variant:<13} {result.rps:8.0f} req/s over {result.steady_s} s, "
+                        f"{result.requests} requests, {failures_note(result.failures)}, "
+                        f"{result.cpu_us_per_request:4.0f} us CPU/request, Locust CPU {result.cpu_pct:3.0f}%"
+                        f"{starved}",
+                        flush=True,
+                    )
+    except KeyboardInterrupt:
+        print("user_overhead: interrupted; nginx and Locust stopped", file=sys.stderr)
+        return 130
+    except RuntimeError as exc:
+        print(f"user_overhead: {exc}", file=sys.stderr)
+        return 1
+
+    medians = {v: statistics.median(r.rps for r in results[v]) for v in VARIANTS}
+    failures = {v: sum(r.failures for r in results[v]) for v in VARIANTS}
+    per_request = {v: statistics.median(r.cpu_us_per_request for r in results[v]) for v in VARIANTS}
+    header = f"{'variant':<14} {'median req/s':>12} {'vs bare':>8} {'us CPU/req':>10} {'vs bare':>8}"
+    print(f"\n{header} {'Locust CPU':>10}  failures")
+    for variant in VARIANTS:
+        cpu = statistics.median(r.cpu_pct for r in results[variant])
+        print(
+            f"{variant:<14} {medians[variant]:12.0f} {medians[variant] / medians['bare']:8.3f} "
+            f"{per_request[variant]:10.0f} {per_request[variant] / per_request['bare']:8.3f} "
+            f"{cpu:9.0f}%  {failures_note(failures[variant])}"
+        )
+    load_after = os.getloadavg()[0]
+    print(f"load average (1 min): {load_before:.2f} before the first run, {load_after:.2f} after the last")
+    for variant, label in (("telemetry off", "telemetry-off/bare"), ("telemetry on", "telemetry-on/bare")):
+        ratio = medians[variant] / medians["bare"]
+        total = failures[variant] + failures["bare"]
+        note = f"; {total} FAILURES in these runs" if total else ""
+        goal = f" (goal >= {GOAL})" if variant == "telemetry on" else ""
+        print(f"ratio {label}: {ratio:.2f}{goal}{note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

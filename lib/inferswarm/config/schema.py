@@ -1,0 +1,179 @@
+"""The run config's models: target, capabilities, load, telemetry, SLOs, report and output.
+
+Capability kinds and load kinds are not listed here: `run_config_model()` builds the validating model
+from their registries (`inferswarm.protocols`, `inferswarm.load`), so a kind registered later (a plugin,
+a test) is accepted without editing this file. `RunConfig` is the type everything else sees; its
+`capabilities` and `load` are the kinds' base classes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, PrivateAttr, create_model, field_validator
+
+from inferswarm.derived import is_derived
+from inferswarm.load import LoadContext, LoadKind, load_kinds
+from inferswarm.protocols import CapabilityBase, protocols
+from inferswarm.secrets import refuse_literal_credentials
+from inferswarm.slo import check_tolerance
+from inferswarm.strict import StrictModel
+
+
+class SecretHeader(StrictModel):
+    """A request header whose value is read from an environment variable when the run starts."""
+
+    header: str = Field(min_length=1)
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    prefix: str = ""
+    """Prepended to the value, e.g. "Bearer "."""
+    optional: bool = False
+    """Send the header only when the variable is set (e.g. a gateway that may or may not check tokens)."""
+
+
+class TargetConfig(StrictModel):
+    base_url: str = Field(pattern=r"^https?://[^/\s]+")
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
+    secret_headers: list[SecretHeader] = Field(default_factory=list)
+
+    _no_literal_secrets = field_validator("headers")(refuse_literal_credentials)
+
+
+class AgentSource(StrictModel):
+    """An `inferswarm agent` on the target machine, polled by the master."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    name: str | None = None
+    """Node name in the telemetry; default `agent@host:port`."""
+
+
+class PrometheusSource(StrictModel):
+    """A Prometheus text endpoint the fleet already runs (dcgm-exporter, node_exporter)."""
+
+    url: str = Field(pattern=r"^https?://[^/\s]+")
+    name: str | None = None
+    """Node name in the telemetry; default `host:port` of the URL."""
+    format: Literal["auto", "dcgm", "node", "inferswarm"] = "auto"
+
+
+INTERVAL_MIN_S, INTERVAL_MAX_S = 0.1, 10.0  # 10 to 0.1 samples per second
+
+
+class TelemetryConfig(StrictModel):
+    enabled: bool = True
+    interval_s: float = Field(default=1.0, ge=INTERVAL_MIN_S, le=INTERVAL_MAX_S)
+    """Seconds between samples on every node and between polls of remote sources (0.1 to 10)."""
+    gpu: bool = True
+    """Sample local GPUs through NVML (nothing happens on a machine without one)."""
+    per_core: bool = True
+    agents: list[AgentSource] = Field(default_factory=list)
+    prometheus: list[PrometheusSource] = Field(default_factory=list)
+    gpu_check: str | None = None
+    """Name of a capability answering with gpu-check JSON, polled at the interval."""
+    saturation_cpu_pct: float = Field(default=90.0, gt=0, le=100)
+    """A load generator above this CPU share of one core is flagged as saturated."""
+
+
+class SaturationRule(StrictModel):
+    """When a step counts as past the saturation point."""
+
+    min_gain: float = Field(default=0.5, ge=0, le=1)
+    """Added users must add at least this share of the throughput they would add if nothing saturated."""
+    latency_rise: float = Field(default=0.2, ge=0)
+    """...while p95 rises by more than this share over the previous step; or:"""
+    max_failure_ratio: float = Field(default=0.05, ge=0, le=1)
+    """Failures above this share of requests mark a step as saturated on their own."""
+
+
+class ReportConfig(StrictModel):
+    warmup_s: float = Field(default=1.0, ge=0)
+    """Dropped at the start of each step before its numbers are taken (at most half the step)."""
+    saturation: SaturationRule = Field(default_factory=SaturationRule)
+    tolerances: dict[str, float] = Field(default_factory=dict)
+    """`inferswarm compare`: allowed change per metric before it counts as a regression."""
+
+    @field_validator("tolerances")
+    @classmethod
+    def _known_metrics(cls, tolerances: dict[str, float]) -> dict[str, float]:
+        for metric, value in tolerances.items():
+            check_tolerance(metric, value)
+        return tolerances
+
+
+class OutputConfig(StrictModel):
+    dir: str = "results"
+
+
+class RunConfig(StrictModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    description: str = ""
+    target: TargetConfig
+    assets_dir: str = "../test-assets"
+    capabilities: list[CapabilityBase] = Field(min_length=1)
+    load: LoadKind
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
+    slo: list[str] = Field(default_factory=list)
+    """Gates such as `p95_ms < 2000` or `text-to-image: failure_ratio < 0.01`; see inferswarm.slo."""
+    report: ReportConfig = Field(default_factory=ReportConfig)
+
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("capabilities")
+    @classmethod
+    def _unique_names(cls, capabilities: list[Any]) -> list[Any]:
+        seen: set[str] = set()
+        for cap in capabilities:
+            if cap.name in seen:
+                raise ValueError(f"capability name {cap.name!r} is used twice")
+            if is_derived(cap.name):
+                raise ValueError(f"capability name {cap.name!r} ends like a derived statistic's name")
+            seen.add(cap.name)
+        return capabilities
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this config was loaded from, if any."""
+        return self._source
+
+    @property
+    def assets_path(self) -> Path:
+        base = self._source.parent if self._source else Path.cwd()
+        return (base / self.assets_dir).resolve()
+
+    def load_context(self) -> LoadContext:
+        """What the load kind may know about the rest of the config."""
+        timeouts = [c.request_timeout_s or self.target.request_timeout_s for c in self.capabilities]
+        return LoadContext(
+            capabilities=tuple(c.name for c in self.capabilities),
+            longest_timeout_s=max(timeouts, default=self.target.request_timeout_s),
+        )
+
+
+_built: dict[tuple[tuple[str, ...], tuple[str, ...]], type[RunConfig]] = {}
+
+
+def run_config_model() -> type[RunConfig]:
+    """`RunConfig` with `capabilities` and `load` as discriminated unions of the registered kinds."""
+    capability_models = {kind: p.model for kind, p in sorted(protocols().items())}
+    load_models = dict(sorted(load_kinds().items()))
+    key = (tuple(capability_models), tuple(load_models))
+    if key not in _built:
+        capability = Annotated[Union[tuple(capability_models.values())], Field(discriminator="kind")]  # type: ignore[valid-type]  # noqa: UP007
+        load = Annotated[Union[tuple(load_models.values())], Field(discriminator="shape")]  # type: ignore[valid-type]  # noqa: UP007
+        _built[key] = create_model(
+            "RunConfig",
+            __base__=RunConfig,
+            __module__=__name__,
+            capabilities=(list[capability], Field(min_length=1)),  # type: ignore[valid-type]
+            load=(load, ...),  # type: ignore[arg-type]
+        )
+    return _built[key]
+
+
+def valid_tags() -> dict[str, list[str]]:
+    """Valid values of the config's discriminators, for error messages."""
+    return {"kind": sorted(protocols()), "shape": sorted(load_kinds())}

@@ -1,0 +1,48 @@
+"""Load kinds: how many users (or requests) over time, as strategy objects registered by `shape`.
+
+Adding a load kind is one module here: a `LoadKind` subclass with a `shape: Literal[...]` tag,
+decorated with `@register_load`, imported below. See docs/architecture.md.
+"""
+
+from __future__ import annotations
+
+from inferswarm.load import cycle, ramp, stages  # noqa: F401  (built-in kinds register themselves)
+from inferswarm.load.base import (
+    USERS_AXIS,
+    BackToBack,
+    ConstantPacing,
+    CyclePlan,
+    LoadContext,
+    LoadKind,
+    Pacer,
+    Stage,
+    StepAxis,
+    Wait,
+    stage_at,
+)
+from inferswarm.load.cycle import CycleLoad
+from inferswarm.load.ramp import RampLoad
+from inferswarm.load.registry import load_kind, load_kinds, register_load, step_axis_of
+from inferswarm.load.stages import StagesLoad, StageSpec
+
+__all__ = [
+    "USERS_AXIS",
+    "BackToBack",
+    "ConstantPacing",
+    "CycleLoad",
+    "CyclePlan",
+    "LoadContext",
+    "LoadKind",
+    "Pacer",
+    "RampLoad",
+    "Stage",
+    "StageSpec",
+    "StagesLoad",
+    "StepAxis",
+    "Wait",
+    "load_kind",
+    "load_kinds",
+    "register_load",
+    "stage_at",
+    "step_axis_of",
+]

@@ -1,0 +1,141 @@
+"""The load kind's plan as a Locust `LoadTestShape` that records each stage's real start and end.
+
+The stages come from the load kind (`inferswarm.load`), computed without Locust. The shape walks them
+and tells the `StageRecorder`, which appends one row per finished stage to `PREFIX_stages.csv` (flushed
+at once, so a killed run keeps its boundaries) and tells its listeners (the per-step statistics).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+from locust import LoadTestShape
+
+from inferswarm.load import LoadContext, LoadKind, Stage, stage_at
+from inferswarm.rundir import STAGE_COLUMNS, CsvAppender
+
+
+class StageListener(Protocol):
+    def stage_opened(self, index: int, stage: Stage) -> None: ...
+
+    def stage_closed(self, index: int, completed: bool) -> None: ...
+
+
+class StageRecorder:
+    """Appends one row per finished stage; listeners hear about every stage opened and closed."""
+
+    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.listeners: list[StageListener] = []
+        self._clock = clock
+        self._csv: CsvAppender | None = None
+        self._open: tuple[int, Stage, float] | None = None
+
+    def enter(self, index: int | None, stage: Stage | None) -> None:
+        """The shape moved to `stage` (None: the shape is over). Closes the previous stage as completed."""
+        now = self._clock()
+        self._close(now, completed=True)
+        if index is not None and stage is not None:
+            self._open = (index, stage, now)
+            for listener in self.listeners:
+                listener.stage_opened(index, stage)
+
+    def finish(self) -> None:
+        """The run is ending; a stage still open did not run its full planned duration."""
+        self._close(self._clock(), completed=False)
+        if self._csv is not None:
+            self._csv.close()
+            self._csv = None
+
+    def _close(self, now: float, completed: bool) -> None:
+        if self._csv is None:
+            self._csv = CsvAppender(self.path, STAGE_COLUMNS)
+        if self._open is None:
+            return
+        index, stage, started = self._open
+        row = [
+            index,
+            stage.name,
+            stage.users,
+            f"{stage.spawn_rate:g}",
+            f"{stage.start_s:g}",
+            f"{stage.end_s:g}",
+            f"{started:.3f}",
+            f"{now:.3f}",
+            "true" if completed else "false",
+        ]
+        self._csv.rows([row])
+        self._open = None
+        for listener in self.listeners:
+            listener.stage_closed(index, completed)
+
+
+class RecordingShape(LoadTestShape):
+    """Walks `stages`; tells the recorder (if one is attached) whenever the stage changes.
+
+    With `ends_when_users_stop` (cycle mode) the shape also ends as soon as every user has stopped
+    itself after its last scheduled request.
+    """
+
+    abstract = True
+    stages: ClassVar[tuple[Stage, ...]] = ()
+    ends_when_users_stop: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.recorder: StageRecorder | None = None
+        self._current: int | None = -1
+        self.completed = False
+        self._users_seen = False
+        self._ended = False
+
+    def reset_time(self) -> None:
+        super().reset_time()  # type: ignore[no-untyped-call]
+        self._users_seen = self._ended = False
+        self._current = -1
+        self.completed = False
+
+    def tick(self) -> tuple[int, float] | None:
+        if self._ended:
+            return None
+        index = stage_at(self.stages, self.get_run_time())  # type: ignore[no-untyped-call]
+        if index != self._current:
+            self._current = index
+            self.completed = False  # the web UI can start the same shape again
+            if self.recorder is not None:
+                self.recorder.enter(index, self.stages[index] if index is not None else None)
+        if index is None:
+            self.completed = True
+            return None
+        stage = self.stages[index]
+        if self.ends_when_users_stop and self._all_users_stopped(stage.users):
+            self._ended = self.completed = True
+            if self.recorder is not None:
+                self.recorder.enter(None, None)
+            return None
+        return stage.users, stage.spawn_rate
+
+    def _all_users_stopped(self, planned: int) -> bool:
+        count = self.runner.user_count if self.runner is not None else 0
+        if count >= planned:
+            self._users_seen = True
+            return False
+        return self._users_seen and count == 0
+
+    @property
+    def planned_duration_s(self) -> float:
+        return self.stages[-1].end_s if self.stages else 0.0
+
+
+def shape_class_for(load: LoadKind, context: LoadContext) -> type[RecordingShape]:
+    """A concrete shape class for Locust to find in the locustfile, named after the load kind."""
+    name = f"{load.shape.capitalize()}Shape"
+    attrs = {
+        "abstract": False,
+        "stages": tuple(load.plan(context)),
+        "ends_when_users_stop": load.ends_when_users_stop,
+    }
+    return type(name, (RecordingShape,), attrs)

@@ -1,0 +1,270 @@
+"""The run directory contract: every file name and CSV column a run writes, `run.json`, one atomic writer.
+
+Writers (the Locust listeners, the CLI) and readers (the report) take names and columns from here, so a
+file is described once. Files rewritten while the run goes on (run.json, status codes, cycles) are
+replaced atomically (write, then rename), so a reader never sees half a file; append-only CSVs are
+flushed per row instead. run.json never holds a secret: the config is dumped with credential-looking
+headers masked, and any secret value that still appears anywhere is replaced as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from inferswarm.config import RunConfig
+from inferswarm.secrets import is_sensitive_header
+
+MASK = "***"
+RUN_JSON = "run.json"
+CSV_PREFIX_NAME = "locust"
+CYCLE_SUMMARY = "cycle_summary.txt"
+
+# PREFIX_stages.csv: one row per stage as it ends (the load kind's plan plus when it really ran).
+STAGE_COLUMNS = [
+    "stage",
+    "name",
+    "users",
+    "spawn_rate",
+    "planned_start_s",
+    "planned_end_s",
+    "start_epoch_s",
+    "end_epoch_s",
+    "completed",
+]
+# PREFIX_steps.csv: requests and failures per stage and name in the measured window (after warm-up).
+STEPS_COLUMNS = [
+    "stage",
+    "name",
+    "requests",
+    "failures",
+    "window_start_epoch_s",
+    "window_end_epoch_s",
+    "warmup_s",
+]
+# PREFIX_step_latency.csv: the window's exact response-time histogram (Locust's rounding).
+LATENCY_COLUMNS = ["stage", "name", "response_time_ms", "count"]
+# PREFIX_status_codes.csv: HTTP statuses per capability (0 = no HTTP response).
+STATUS_COLUMNS = ["name", "status", "count"]
+# PREFIX_cycles.csv: cycle mode's outcomes per cycle and capability.
+CYCLE_OUTCOMES = ("ok", "failed", "missed")
+CYCLE_COLUMNS = ["cycle", "name", *CYCLE_OUTCOMES]
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one run directory, named by Locust's CSV prefix."""
+
+    run_dir: Path
+    prefix: str = CSV_PREFIX_NAME
+
+    def path(self, key: str) -> Path:
+        return self.run_dir / self.names()[key]
+
+    def names(self, cycles: bool = True, telemetry: bool = True) -> dict[str, str]:
+        """File key -> file name, as run.json's `files` lists them."""
+        p = self.prefix
+        names = {
+            "stages": f"{p}_stages.csv",
+            "stats": f"{p}_stats.csv",
+            "stats_history": f"{p}_stats_history.csv",
+            "failures": f"{p}_failures.csv",
+            "exceptions": f"{p}_exceptions.csv",
+            "steps": f"{p}_steps.csv",
+            "step_latency": f"{p}_step_latency.csv",
+            "status_codes": f"{p}_status_codes.csv",
+        }
+        if cycles:
+            names["cycles"] = f"{p}_cycles.csv"
+            names["cycle_summary"] = CYCLE_SUMMARY
+        if telemetry:
+            names["telemetry"] = f"{p}_telemetry.csv"
+        return names
+
+
+def make_run_dir(base: Path, name: str, now: datetime | None = None) -> Path:
+    """Create `base/<UTC timestamp>-<name>/`; a numeric suffix keeps two runs in one second apart."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    base.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1000):
+        suffix = f"-{attempt + 1}" if attempt else ""
+        candidate = base / f"{stamp}-{name}{suffix}"
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"cannot create a run directory under {base}")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    return {
+        "inferswarm": _version("inferswarm"),
+        "locust": _version("locust"),
+        "gevent": _version("gevent"),
+        "python": platform.python_version(),
+    }
+
+
+def host_info() -> dict[str, Any]:
+    import psutil
+
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "mem_total_bytes": psutil.virtual_memory().total,
+    }
+
+
+def masked_config(config: RunConfig) -> dict[str, Any]:
+    """The resolved config as plain data, credential-looking header values replaced by a mask."""
+    data: dict[str, Any] = config.model_dump(mode="json")
+    data["target"]["headers"] = {
+        k: (MASK if is_sensitive_header(k) else v) for k, v in data["target"]["headers"].items()
+    }
+    for cap in data["capabilities"]:
+        cap["headers"] = {k: (MASK if is_sensitive_header(k) else v) for k, v in cap["headers"].items()}
+    return data
+
+
+def scrub(value: Any, secrets: Iterable[str]) -> Any:
+    """Replace every occurrence of a secret string anywhere in a JSON-like value."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v, secrets) for v in value]
+    return value
+
+
+def iso(epoch_s: float) -> str:
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a reader sees the old file or the new one, never a mix."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_csv_atomic(path: Path, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+class CsvAppender:
+    """An append-only CSV whose header and every batch of rows reach the OS at once (a killed run
+    keeps all it wrote)."""
+
+    def __init__(self, path: Path, columns: Sequence[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._handle, lineterminator="\n")
+        self.rows([columns])
+
+    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._writer.writerows(rows)
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def end_fields(
+    data: dict[str, Any], status: str, exit_code: int | None, epoch_s: float | None = None
+) -> dict[str, Any]:
+    """The fields that close a run.json, its duration measured from the recorded start."""
+    now = time.time() if epoch_s is None else epoch_s
+    start = data.get("start_epoch_s")
+    return {
+        "status": status,
+        "exit_code": exit_code,
+        "ended_at": iso(now),
+        "end_epoch_s": round(now, 3),
+        "duration_s": round(now - start, 3) if isinstance(start, int | float) else None,
+    }
+
+
+class RunRecord:
+    """Keeps run.json in step with the run: written at start, updated at the end."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, secrets: Iterable[str] = ()) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / RUN_JSON
+        self._secrets = list(secrets)
+        self.data: dict[str, Any] = {
+            "schema": 1,
+            "name": config.name,
+            "description": config.description,
+            "config_file": str(config.source) if config.source else None,
+            "config": masked_config(config),
+            "versions": versions(),
+            "host": host_info(),
+            "command": [MASK if any(s and s in a for s in self._secrets) else a for a in sys.argv],
+            "pid": os.getpid(),
+            "status": "running",
+            "started_at": None,
+            "start_epoch_s": None,
+            "ended_at": None,
+            "end_epoch_s": None,
+            "duration_s": None,
+            "exit_code": None,
+            "files": {},
+        }
+
+    def update(self, **fields: Any) -> None:
+        self.data.update(fields)
+        self.save()
+
+    def start(self, epoch_s: float | None = None, **fields: Any) -> None:
+        now = time.time() if epoch_s is None else epoch_s
+        self.update(started_at=iso(now), start_epoch_s=round(now, 3), **fields)
+
+    def end(self, status: str, exit_code: int | None, epoch_s: float | None = None, **fields: Any) -> None:
+        self.update(**end_fields(self.data, status, exit_code, epoch_s), **fields)
+
+    def save(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, scrub(self.data, self._secrets))
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,384 @@
+"""The client's three request flows against a real server on loopback, each one request event."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import gevent
+import pytest
+from locust.contrib.fasthttp import FastHttpSession
+from locust.env import Environment
+
+from inferswarm import derived
+from inferswarm.locust.client import DEFAULT_ACCEPT_ENCODING, CapabilityClient
+from inferswarm.locust.outcome import SLOT, STATUS
+from inferswarm.protocols import (
+    PENDING,
+    CapabilityBase,
+    FailureCategory,
+    JsonCapability,
+    OpenAICapability,
+    Poll,
+    PreparedRequest,
+    Protocol,
+    RequestFailure,
+    ResponseView,
+    Verdict,
+    classify,
+    protocol_for,
+    protocols,
+    register_protocol,
+)
+from tests.conftest import ASSETS
+from tests.unit.loopback import Loopback, Reply, Request, sse
+
+
+@pytest.fixture
+def env() -> Iterator[Environment]:
+    environment = Environment()
+    runner = environment.create_local_runner()  # the runner is what logs request events into stats
+    yield environment
+    runner.quit()
+
+
+@pytest.fixture
+def fired(env: Environment) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    env.events.request.add_listener(lambda **kw: events.append(kw))
+    return events
+
+
+def client_for(
+    env: Environment, base_url: str, capability: CapabilityBase, timeout_s: float = 5.0
+) -> CapabilityClient:
+    protocol = protocol_for(capability.kind)
+    prepared = protocol.prepare(capability, ASSETS)
+    session = FastHttpSession(  # as FastHttpUser makes it (which never retries)
+        base_url,
+        request_event=env.events.request,
+        user=None,
+        max_retries=0,
+        network_timeout=10.0,
+        connection_timeout=5.0,
+    )
+    return CapabilityClient(session, env, capability, protocol, prepared, timeout_s, base_url)
+
+
+def json_capability(name: str = "echo", path: str = "/echo", **extra: Any) -> JsonCapability:
+    data = {"kind": "json", "name": name, "path": path, "params": {"prompt": "a cat"}, **extra}
+    return JsonCapability.model_validate(data)
+
+
+def failure_of(event: dict[str, Any]) -> tuple[FailureCategory, str]:
+    exception = event["exception"]
+    assert isinstance(exception, RequestFailure), exception
+    return exception.category, exception.detail
+
+
+# -- one request, one response ---------------------------------------------------------------------------
+def test_one_request_success(env: Environment, fired: list[dict[str, Any]], loopback: Loopback) -> None:
+    body = b'{"images": [{"url": "u"}]}'
+    loopback.route("POST", "/echo", Reply(200, body))
+    client = client_for(env, loopback.url, json_capability())
+    assert client.send() is True
+    assert client.send(slot=4) is True
+
+    assert [(e["name"], e["request_type"], e["exception"]) for e in fired] == [("echo", "POST", None)] * 2
+    assert [e["context"] for e in fired] == [{STATUS: 200}, {STATUS: 200, SLOT: 4}]
+    assert fired[0]["response_length"] == len(body) and fired[0]["url"] == loopback.url + "/echo"
+    assert fired[0]["response_time"] > 0
+    entry = env.stats.get("echo", "POST")
+    assert (entry.num_requests, entry.num_failures) == (2, 0)
+    [sent, _] = loopback.hits("POST", "/echo")
+    assert json.loads(sent.body) == {"prompt": "a cat"}
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.headers["accept-encoding"] == DEFAULT_ACCEPT_ENCODING
+
+
+def test_503_is_a_capacity_failure(env: Environment, fired: list[dict[str, Any]], loopback: Loopback) -> None:
+    loopback.route("POST", "/echo", Reply(503, b'{"error": {"message": "Service Unavailable Error"}}'))
+    client = client_for(env, loopback.url, json_capability())
+    assert client.send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.CAPACITY, "HTTP 503")
+    assert event["context"] == {STATUS: 503}
+    entry = env.stats.get("echo", "POST")
+    assert (entry.num_requests, entry.num_failures) == (1, 1)
+
+
+def test_a_200_with_a_bad_body_is_a_failure(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    loopback.route("POST", "/echo", Reply(200, b"<html>oops</html>", content_type="text/html"))
+    assert client_for(env, loopback.url, json_capability()).send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.BAD_BODY, "invalid JSON")
+    assert event["context"] == {STATUS: 200}
+
+
+def test_no_answer_in_time_is_cut_at_the_deadline(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    loopback.route("POST", "/echo", Reply(500, b"{}", delay_s=3.0))
+    client = client_for(env, loopback.url, json_capability(), timeout_s=0.3)
+    assert client.send() is False
+    [event] = fired
+    assert event["exception"] is not None and event["context"] == {STATUS: 0}  # no HTTP answer
+    # timed at the deadline (0.3 s), not at the server's answer (3 s)
+    assert 290 <= event["response_time"] < 2500, event["response_time"]
+
+    # the same user's next request gets its own answer (not the late 500), and the last request's
+    # deadline does not cut it short
+    loopback.route("POST", "/echo", Reply(200, b"{}", delay_s=0.05))
+    ok = client.send()
+    assert ok is True, repr(fired[1]["exception"])
+    assert fired[1]["exception"] is None and fired[1]["context"] == {STATUS: 200}
+
+
+def test_each_request_gets_the_whole_deadline(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    """The deadline is per request: twelve 50 ms requests under a 0.3 s deadline all succeed, though
+    together they take twice the deadline."""
+    loopback.route("POST", "/echo", Reply(200, b"{}", delay_s=0.05))
+    client = client_for(env, loopback.url, json_capability(), timeout_s=0.3)
+    outcomes = [client.send() for _ in range(12)]
+    assert outcomes == [True] * 12, [str(e["exception"]) for e in fired if e["exception"]]
+    assert sum(e["response_time"] for e in fired) > 300
+
+
+def test_the_deadline_is_classified_as_a_timeout(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    loopback.route("POST", "/echo", Reply(200, b"{}", delay_s=3.0))
+    assert client_for(env, loopback.url, json_capability(), timeout_s=0.3).send() is False
+    [event] = fired
+    # geventhttpclient reports the deadline's TimeoutError inside RetriesExceeded (a POST is never
+    # retried); the user must see what happened, a timeout, not a connection error
+    assert failure_of(event) == (FailureCategory.TIMEOUT, "TimeoutError")
+
+
+def test_connection_refused(env: Environment, fired: list[dict[str, Any]]) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = client_for(env, f"http://127.0.0.1:{port}", json_capability())
+    assert client.send() is False
+    [event] = fired
+    category, _ = failure_of(event)
+    assert category is FailureCategory.CONNECTION_ERROR and event["context"] == {STATUS: 0}
+
+
+# -- server-sent events -----------------------------------------------------------------------------------
+def chat_chunk(content: str | None, finish: str | None = None) -> str:
+    delta = {"content": content} if content is not None else {}
+    return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def chat_capability() -> OpenAICapability:
+    return OpenAICapability.model_validate(
+        {
+            "kind": "openai",
+            "name": "chat",
+            "model": "m",
+            "params": {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 8},
+        }
+    )
+
+
+def test_an_sse_stream_is_one_request_plus_derived_entries(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    events = [
+        chat_chunk("Hel"),
+        chat_chunk("l"),
+        chat_chunk("o"),
+        chat_chunk(None, "stop"),
+        json.dumps({"choices": [], "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}}),
+        "[DONE]",
+    ]
+    stream_bytes = sum(len(f"data: {e}\n\n") for e in events)
+    loopback.route(
+        "POST", "/v1/chat/completions", Reply(200, sse(events, 0.02), content_type="text/event-stream")
+    )
+    client = client_for(env, loopback.url, chat_capability())
+    assert client.send() is True
+
+    [event] = fired
+    assert (event["name"], event["exception"], event["context"]) == ("chat", None, {STATUS: 200})
+    assert event["response_length"] == stream_bytes
+    [sent] = loopback.requests
+    assert sent.headers["accept"] == "text/event-stream" and json.loads(sent.body)["stream"] is True
+
+    stats = env.stats
+    assert stats.get("chat", "POST").num_requests == 1
+    assert stats.total.num_requests == 1  # derived entries are not requests
+    ttft = stats.entries[(derived.entry_name("chat", derived.TTFT), derived.TIMING_TYPE)]
+    itl = stats.entries[(derived.entry_name("chat", derived.ITL), derived.TIMING_TYPE)]
+    tokens = stats.entries[(derived.entry_name("chat", derived.OUTPUT_TOKENS), "tokens(usage)")]
+    rate = stats.entries[(derived.entry_name("chat", derived.TOKENS_PER_S), "tokens(usage)")]
+    assert ttft.num_requests == itl.num_requests == tokens.num_requests == rate.num_requests == 1
+    assert dict(tokens.response_times) == {3: 1}  # the server's usage block, not the 3 chunks counted
+    assert 0 < ttft.max_response_time <= event["response_time"]
+    assert 0 < itl.max_response_time <= event["response_time"]
+
+
+def test_an_error_inside_a_200_stream_is_a_failure_without_derived_entries(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    events = [chat_chunk("a"), json.dumps({"error": {"message": "model crashed"}})]
+    loopback.route(
+        "POST", "/v1/chat/completions", Reply(200, sse(events, 0.01), content_type="text/event-stream")
+    )
+    assert client_for(env, loopback.url, chat_capability()).send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.SERVER_ERROR, "error in stream: model crashed")
+    assert [name for name, _ in env.stats.entries] == ["chat"]
+
+
+def test_an_error_status_on_a_stream_keeps_the_servers_message(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    loopback.route("POST", "/v1/chat/completions", Reply(429, b'{"error": {"message": "slow down"}}'))
+    assert client_for(env, loopback.url, chat_capability()).send() is False
+    [event] = fired
+    assert event["context"] == {STATUS: 429}
+    assert failure_of(event) == (FailureCategory.CAPACITY, "HTTP 429: slow down")
+
+
+def test_a_stream_that_stalls_past_the_deadline_is_a_timeout(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    def stalls() -> Iterator[bytes]:
+        yield f"data: {chat_chunk('a')}\n\n".encode()
+        gevent.sleep(3.0)
+        yield f"data: {chat_chunk(None, 'stop')}\n\n".encode()
+
+    loopback.route("POST", "/v1/chat/completions", Reply(200, stalls(), content_type="text/event-stream"))
+    client = client_for(env, loopback.url, chat_capability(), timeout_s=0.4)
+    assert client.send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.TIMEOUT, "stream not finished in time")
+    assert event["context"] == {STATUS: 200} and event["response_length"] > 0
+    assert 390 <= event["response_time"] < 2500, event["response_time"]
+    assert [name for name, _ in env.stats.entries] == ["chat"]  # no derived entries from a failure
+
+
+# -- submit, then poll ------------------------------------------------------------------------------------
+class ToyPollCapability(CapabilityBase):
+    kind: Literal["toy-poll"]
+    poll_path: str = "/job"
+    poll_interval_s: float = 0.05
+
+
+class ToyPollProtocol(Protocol[ToyPollCapability]):
+    """A job service: POST answers 202, GET <poll_path> answers 202 until the job is done, then 200."""
+
+    model = ToyPollCapability
+
+    def prepare(self, capability: ToyPollCapability, assets_dir: Any) -> PreparedRequest:
+        headers = {"Content-Type": "application/json", "X-Token": "t0k", **capability.headers}
+        return PreparedRequest("POST", capability.path, headers, b'{"work": 1}')
+
+    def polls(self, capability: ToyPollCapability) -> bool:
+        return True
+
+    def poll(
+        self, capability: ToyPollCapability, submitted: ResponseView, headers: Any
+    ) -> Poll | RequestFailure | None:
+        if submitted.status != 202:
+            return None
+        request = PreparedRequest("GET", capability.poll_path, dict(headers))
+        return Poll(request, capability.poll_interval_s, lambda view: self.judge(capability, view))
+
+    def judge(self, capability: ToyPollCapability, view: ResponseView) -> Verdict:
+        return PENDING if view.status == 202 else classify(view, capability.success)
+
+
+@pytest.fixture
+def toy_poll(private_registries: None) -> str:
+    register_protocol(ToyPollProtocol)
+    assert "toy-poll" in protocols()
+    return "toy-poll"
+
+
+def toy_capability(**extra: Any) -> ToyPollCapability:
+    return ToyPollCapability.model_validate({"kind": "toy-poll", "name": "job", "path": "/submit", **extra})
+
+
+def test_submit_then_poll_is_one_request_timed_submit_to_answer(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    polls: list[Request] = []
+
+    def job(request: Request) -> Reply:
+        polls.append(request)
+        if len(polls) < 3:
+            return Reply(202, b'{"status": "running"}')
+        return Reply(200, b'{"result": "done"}', delay_s=0.3)
+
+    loopback.route("POST", "/submit", Reply(202, b'{"id": "j1"}'))
+    loopback.route("GET", "/job", job)
+    client = client_for(env, loopback.url, toy_capability())
+    assert client.send() is True
+
+    [event] = fired  # the polls fire no events of their own
+    assert (event["name"], event["request_type"], event["exception"]) == ("job", "POST", None)
+    assert event["context"] == {STATUS: 200}  # the last poll's status
+    assert event["response_time"] >= 300  # it spans the polls, the last of which took 0.3 s
+    assert [(r.method, r.path) for r in loopback.requests] == [("POST", "/submit")] + [("GET", "/job")] * 3
+    assert all(p.headers["x-token"] == "t0k" for p in polls)  # polls carry the submit's headers
+    assert [name for name, _ in env.stats.entries] == ["job"]
+    assert env.stats.total.num_requests == 1
+
+
+def test_a_final_first_answer_is_not_polled(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    loopback.route("POST", "/submit", Reply(200, b'{"result": "at once"}'))
+    assert client_for(env, loopback.url, toy_capability()).send() is True
+    assert [(r.method, r.path) for r in loopback.requests] == [("POST", "/submit")]
+    assert fired[0]["context"] == {STATUS: 200}
+
+
+def test_a_failed_poll_fails_the_job(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    loopback.route("POST", "/submit", Reply(202, b"{}"))
+    loopback.route("GET", "/job", Reply(500, b"{}"))
+    assert client_for(env, loopback.url, toy_capability()).send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.SERVER_ERROR, "HTTP 500")
+    assert event["context"] == {STATUS: 500}
+    assert len(loopback.hits("GET", "/job")) == 1
+
+
+def test_a_job_not_done_by_the_deadline_is_a_timeout(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    loopback.route("POST", "/submit", Reply(202, b"{}"))
+    loopback.route("GET", "/job", Reply(202, b"{}"))
+    client = client_for(env, loopback.url, toy_capability(), timeout_s=0.4)
+    assert client.send() is False
+    [event] = fired
+    assert failure_of(event) == (FailureCategory.TIMEOUT, "job not done in 0.4s")
+    assert event["context"] == {STATUS: 202}
+    assert 390 <= event["response_time"] < 3000, event["response_time"]
+    assert 2 <= len(loopback.hits("GET", "/job")) <= 8  # polled every 0.05 s until the deadline
+
+
+def test_a_poll_cut_by_the_deadline_is_a_timeout(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    loopback.route("POST", "/submit", Reply(202, b"{}"))
+    loopback.route("GET", "/job", Reply(200, b"{}", delay_s=3.0))  # the poll is still out at the deadline
+    client = client_for(env, loopback.url, toy_capability(), timeout_s=0.4)
+    assert client.send() is False
+    [event] = fired
+    assert 390 <= event["response_time"] < 2500, event["response_time"]
+    assert len(loopback.hits("GET", "/job")) == 1
+    category, _ = failure_of(event)
+    assert category is FailureCategory.TIMEOUT

@@ -1,0 +1,88 @@
+"""The fingerprint that keeps every worker on the master's config, assets and code."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from inferswarm.config import load_config, with_extra_agents, with_load_override
+from inferswarm.locust.distributed import code_digest, differences, fingerprint
+from tests.conftest import REPO, base_config
+
+IMAGE = {
+    "name": "image-to-image",
+    "kind": "multipart",
+    "path": "/image-to-image",
+    "params": {"prompt": "a"},
+    "files": {"image": "image-64x48.png"},
+}
+
+
+def config_with(assets: Path, **overrides: Any) -> dict[str, Any]:
+    caps = base_config()["capabilities"] + [IMAGE]
+    return base_config(assets_dir=str(assets), capabilities=caps, **overrides)
+
+
+def test_the_same_config_from_two_places_matches(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    assets = REPO / "test-assets"
+    a = load_config(write_config(config_with(assets), "a.yaml"))
+    # another machine: another file, another description, its own report and SLO settings, no agents
+    b_data = config_with(assets, description="worker copy", slo=["p95_ms < 900"], output={"dir": "elsewhere"})
+    b = with_extra_agents(load_config(write_config(b_data, "b.yaml")), None)
+    a = with_extra_agents(a, "http://gpu-box:9109")
+    assert fingerprint(a) == fingerprint(b)
+    assert differences(fingerprint(a), fingerprint(b)) == []
+    assert set(fingerprint(a)["assets"]) == {"image-64x48.png"}
+
+
+def test_each_difference_is_named(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    assets = REPO / "test-assets"
+    master = fingerprint(load_config(write_config(config_with(assets), "m.yaml")))
+
+    changed = config_with(assets)
+    changed["capabilities"][0]["params"] = {"prompt": "a dog"}
+    changed["capabilities"].append({**IMAGE, "name": "extra"})
+    worker = fingerprint(load_config(write_config(changed, "w.yaml")))
+    assert differences(master, worker) == [
+        "capability 'extra' only on the worker",
+        "capability 'text-to-image' differs",
+    ]
+
+    load = with_load_override(load_config(write_config(config_with(assets), "l.yaml")), '{"max_users": 9}')
+    assert differences(master, fingerprint(load)) == ["config section 'load' differs"]
+
+    timeouts = config_with(assets, target={"base_url": "http://127.0.0.1:9", "request_timeout_s": 99})
+    assert differences(master, fingerprint(load_config(write_config(timeouts, "t.yaml")))) == [
+        "config section 'target' differs"
+    ]
+
+
+def test_asset_contents_count_not_their_folder(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    master = fingerprint(load_config(write_config(config_with(REPO / "test-assets"), "m.yaml")))
+    copy = tmp_path / "assets"
+    shutil.copytree(REPO / "test-assets", copy)
+    same = fingerprint(load_config(write_config(config_with(copy), "same.yaml")))
+    assert differences(master, same) == []  # another folder, the same bytes
+    image = copy / "image-64x48.png"
+    image.write_bytes(image.read_bytes() + b"\0")
+    other = fingerprint(load_config(write_config(config_with(copy), "other.yaml")))
+    assert differences(master, other) == ["asset 'image-64x48.png' differs"]
+
+
+def test_versions_and_code(tmp_path: Path) -> None:
+    package = tmp_path / "inferswarm"
+    shutil.copytree(REPO / "lib" / "inferswarm", package, ignore=shutil.ignore_patterns("__pycache__"))
+    assert code_digest(package) == code_digest()
+    (package / "slo.py").write_text((package / "slo.py").read_text() + "# changed\n")
+    assert code_digest(package) != code_digest()
+
+    base = {"inferswarm": "0.1.0", "code": "aaa", "locust": "2.47.0", "name": "n"}
+    assert differences(base, {**base, "code": "bbb"}) == ["inferswarm code: master aaa, worker bbb"]
+    # a different version says so once; its code differs too, which goes without saying
+    assert differences(base, {**base, "inferswarm": "0.2.0", "code": "bbb"}) == [
+        "inferswarm version: master 0.1.0, worker 0.2.0"
+    ]
+    assert differences(base, {**base, "locust": "2.40.0"}) == ["Locust version: master 2.47.0, worker 2.40.0"]
+    assert differences(base, {**base, "name": "m"}) == ["config name: master 'n', worker 'm'"]

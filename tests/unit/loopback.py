@@ -1,0 +1,91 @@
+"""A real HTTP server on 127.0.0.1 for in-process Locust tests: gevent's WSGI server, so it shares the
+test's event loop (Locust has monkey-patched the process) and a handler may sleep or stream.
+
+Each test routes `(method, path)` to a handler that gets the request and returns a `Reply`; every request
+the server received is kept in `requests`, in order.
+"""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from gevent.pywsgi import WSGIServer
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: bytes
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | Iterable[bytes] = b"{}"
+    """A bytes body is sent with its length; an iterable is streamed (chunked) as it is produced."""
+    content_type: str = "application/json"
+    delay_s: float = 0.0
+    """Sleep this long before answering (a slow service)."""
+
+
+Handler = Callable[[Request], Reply]
+
+
+@dataclass
+class Loopback:
+    routes: dict[tuple[str, str], Handler] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    url: str = ""
+
+    def route(self, method: str, path: str, handler: Handler | Reply) -> None:
+        self.routes[(method, path)] = handler if callable(handler) else (lambda _request: handler)
+
+    def hits(self, method: str, path: str) -> list[Request]:
+        return [r for r in self.requests if (r.method, r.path) == (method, path)]
+
+    def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        request = Request(environ["REQUEST_METHOD"], environ["PATH_INFO"], headers, body)
+        self.requests.append(request)
+        handler = self.routes.get((request.method, request.path))
+        reply = handler(request) if handler is not None else Reply(404, b'{"detail": "no route"}')
+        if reply.delay_s:
+            gevent.sleep(reply.delay_s)
+        status = f"{reply.status} {http.HTTPStatus(reply.status).phrase}"
+        out_headers = [("Content-Type", reply.content_type)]
+        if isinstance(reply.body, bytes):
+            out_headers.append(("Content-Length", str(len(reply.body))))
+            start_response(status, out_headers)
+            return [reply.body]
+        start_response(status, out_headers)
+        return reply.body
+
+
+def sse(events: Iterable[str], gap_s: float) -> Iterator[bytes]:
+    """Server-sent events, one `data:` line each, `gap_s` apart (the first after one gap)."""
+    for data in events:
+        gevent.sleep(gap_s)
+        yield f"data: {data}\n\n".encode()
+
+
+def serve() -> Iterator[Loopback]:
+    """Run a `Loopback` for the duration of a fixture."""
+    loopback = Loopback()
+    server = WSGIServer(("127.0.0.1", 0), loopback.app, log=None, error_log=None)
+    server.start()
+    loopback.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield loopback
+    finally:
+        server.stop(timeout=1)
