@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 from inferswarm.load.base import USERS_AXIS, LoadKind, StepAxis
+from inferswarm.strict import literal_tag
 
 K = TypeVar("K", bound=type[LoadKind])
 
@@ -13,10 +14,7 @@ _KINDS: dict[str, type[LoadKind]] = {}
 
 def register_load(cls: K) -> K:
     """Class decorator: make a load kind selectable as `load: {shape: <its tag>}`."""
-    tags = get_args(cls.__pydantic_fields__["shape"].annotation)
-    if len(tags) != 1 or not isinstance(tags[0], str):
-        raise TypeError(f"{cls.__name__}.shape must be a Literal of one string")
-    _KINDS[tags[0]] = cls
+    _KINDS[literal_tag(cls, "shape")] = cls
     return cls
 
 

@@ -16,7 +16,7 @@ session's response context manager. `bench/user_overhead.py` measures it against
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, cast
 
 import gevent
@@ -118,8 +118,7 @@ class CapabilityClient:
             status = _status(response)
             if status == 0:
                 error = getattr(response, "error", None) or ConnectionError("no response")
-                # geventhttpclient wraps the cause of a failed non-idempotent request in RetriesExceeded
-                error = getattr(error, "original", None) or error
+                error = _cause(error)
                 failure = self.protocol.classify(self.capability, ResponseView(status=0, error=error))
                 elapsed_ms = (time.perf_counter() - started) * 1000.0
             elif self.dialect is not None:
@@ -260,14 +259,6 @@ def _read_rest(response: Any) -> bytes:
         return bytes(response.content or b"")
     except Exception:
         return b""
-
-
-def merged_headers(*layers: Mapping[str, str]) -> dict[str, str]:
-    """Later layers win: target headers, then the capability's, then secrets."""
-    out: dict[str, str] = {}
-    for layer in layers:
-        out.update(layer)
-    return out
 
 
 def _cause(error: BaseException) -> BaseException:

@@ -17,7 +17,7 @@ from locust.exception import StopUser
 
 from inferswarm.config import RunConfig
 from inferswarm.load import LoadKind, Pacer
-from inferswarm.locust.client import CapabilityClient, merged_headers
+from inferswarm.locust.client import CapabilityClient
 from inferswarm.locust.outcome import slots_skipped
 from inferswarm.protocols import CapabilityBase, PreparedRequest, Protocol, protocol_for
 
@@ -85,7 +85,7 @@ def build_user_classes(config: RunConfig, secret_headers: Mapping[str, str]) -> 
             continue
         protocol = protocol_for(capability.kind)
         prepared = protocol.prepare(capability, config.assets_path)
-        headers = merged_headers(config.target.headers, prepared.headers, secret_headers)
+        headers = {**config.target.headers, **prepared.headers, **secret_headers}  # later ones win
         timeout = capability.request_timeout_s or config.target.request_timeout_s
         attrs: dict[str, Any] = {
             "abstract": False,

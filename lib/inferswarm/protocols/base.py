@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar, get_args
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
 from inferswarm.secrets import refuse_literal_credentials
-from inferswarm.strict import StrictModel
+from inferswarm.strict import StrictModel, literal_tag
 
 
 class FailureCategory(StrEnum):
@@ -289,10 +289,7 @@ class Protocol(ABC, Generic[C]):
 
 def kind_of(model: type[CapabilityBase]) -> str:
     """The `kind` tag of a capability model (`kind: Literal["<tag>"]`)."""
-    tags = get_args(model.model_fields["kind"].annotation)
-    if len(tags) != 1 or not isinstance(tags[0], str):
-        raise TypeError(f"{model.__name__}.kind must be a Literal of one string")
-    return tags[0]
+    return literal_tag(model, "kind")
 
 
 _PROTOCOLS: dict[str, Protocol[Any]] = {}
