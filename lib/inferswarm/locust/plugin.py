@@ -154,11 +154,16 @@ class OwnerRoot:
 
                 telemetry_web.install(environment.web_ui, self.telemetry)
         environment.events.test_start.add_listener(self.on_test_start)
+        environment.events.test_stop.add_listener(self.on_test_stop)
         environment.events.quit.add_listener(self.on_quit)
 
     def on_test_start(self, **_: Any) -> None:
         if self.cycles is not None and self.cycles.started_s is None:
             self.cycles.start()
+
+    def on_test_stop(self, **_: Any) -> None:
+        if self.shape is not None:
+            self.shape.stopped()
 
     def on_quit(self, exit_code: int, **_: Any) -> None:
         self.recorder.finish()

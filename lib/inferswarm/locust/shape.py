@@ -43,9 +43,13 @@ class StageRecorder:
             for listener in self.listeners:
                 listener.stage_opened(index, stage)
 
-    def finish(self) -> None:
-        """The run is ending; a stage still open did not run its full planned duration."""
+    def interrupt(self) -> None:
+        """The test was stopped; a stage still open did not run its full planned duration."""
         self._close(self._clock(), completed=False)
+
+    def finish(self) -> None:
+        """The run is ending: close an open stage as interrupted, and the file."""
+        self.interrupt()
         if self._csv is not None:
             self._csv.close()
             self._csv = None
@@ -93,10 +97,21 @@ class RecordingShape(LoadTestShape):
         self._ended = False
 
     def reset_time(self) -> None:
+        # Locust calls this twice per run on a master (start_shape, then start() after the first
+        # tick): a reset in the middle of the first stage keeps that stage open rather than
+        # recording it twice. Only a shape that has ended (the web UI starting it again) restarts.
         super().reset_time()  # type: ignore[no-untyped-call]
+        if self._ended or self.completed or self._current is None:
+            self._current = -1
         self._users_seen = self._ended = False
-        self._current = -1
         self.completed = False
+
+    def stopped(self) -> None:
+        """The test was stopped before the shape ended: the open stage is interrupted, and a later
+        start (web UI) begins again at the first stage."""
+        if self.recorder is not None:
+            self.recorder.interrupt()
+        self._current = -1
 
     def tick(self) -> tuple[int, float] | None:
         if self._ended:

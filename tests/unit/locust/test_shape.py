@@ -170,3 +170,46 @@ def test_cycle_shape_can_run_again_after_reset(tmp_path: Path) -> None:
     assert shape.tick() == (1, load.plan(CONTEXT)[0].spawn_rate)
     assert not shape.completed  # the second run is under way; stopped now, it did not complete
     assert listener.heard == [("opened", 0, "cycles"), ("closed", 0, True), ("opened", 0, "cycles")]
+
+
+def test_a_masters_second_reset_in_the_first_stage_records_it_once(tmp_path: Path) -> None:
+    """A master resets the shape's clock in start_shape and again in start() after the first tick."""
+    clock = FakeClock()
+    shape = make_shape(ramp(), clock)
+    listener = Listener()
+    shape.recorder = StageRecorder(tmp_path / "stages.csv", clock=lambda: clock.epoch + clock.run_time)
+    shape.recorder.listeners.append(listener)
+    shape.reset_time()
+    assert shape.tick() == (2, 2.0)
+    shape.reset_time()
+    for second in range(0, 31):
+        clock.run_time = float(second)
+        shape.tick()
+    shape.recorder.finish()
+    rows = read_rows(tmp_path / "stages.csv")
+    assert [(r["stage"], r["users"], r["completed"]) for r in rows] == [
+        ("0", "2", "true"),
+        ("1", "4", "true"),
+        ("2", "6", "true"),
+    ]
+    assert [h for h in listener.heard if h[0] == "opened"] == [
+        ("opened", 0, "step 1"),
+        ("opened", 1, "step 2"),
+        ("opened", 2, "step 3"),
+    ]
+
+
+def test_a_stopped_test_interrupts_its_stage_and_starts_again_at_the_first(tmp_path: Path) -> None:
+    clock = FakeClock()
+    shape = make_shape(ramp(), clock)
+    shape.recorder = StageRecorder(tmp_path / "stages.csv", clock=lambda: clock.epoch + clock.run_time)
+    for second in (0, 5):
+        clock.run_time = float(second)
+        shape.tick()
+    shape.stopped()  # test_stop from the web UI, in the middle of stage 0
+    shape.reset_time()
+    clock.run_time = 0.0
+    assert shape.tick() == (2, 2.0)
+    shape.recorder.finish()
+    rows = read_rows(tmp_path / "stages.csv")
+    assert [(r["stage"], r["completed"]) for r in rows] == [("0", "false"), ("0", "false")]
