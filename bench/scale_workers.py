@@ -30,7 +30,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inferswarm.cli import ReferenceTarget, free_port, wait_for_http  # noqa: E402
+from inferswarm.emulator.launcher import ReferenceTarget, free_port, wait_for_http  # noqa: E402
 
 WARMUP_S = 3  # left out of each round: spawning, connection setup
 NGINX_CONF = """

@@ -29,8 +29,8 @@ from locust.env import Environment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from inferswarm.cli import ReferenceTarget  # noqa: E402
 from inferswarm.config import parse_config  # noqa: E402
+from inferswarm.emulator.launcher import ReferenceTarget  # noqa: E402
 from inferswarm.locust.listeners.telemetry import TelemetryHub  # noqa: E402
 from inferswarm.locust.sampling import LoopLagProbe  # noqa: E402
 from inferswarm.locust.user import build_user_classes  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from inferswarm import nvml
-from inferswarm.cli import ReferenceTarget
+from inferswarm.emulator.launcher import ReferenceTarget
 
 REPO = Path(__file__).resolve().parents[1]
 ASSETS = REPO / "test-assets"

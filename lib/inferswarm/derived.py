@@ -13,12 +13,16 @@ from __future__ import annotations
 
 from typing import Final
 
+OK: Final = "ok"
+"""Response time of the capability's successful requests only (the report's headline latency: fast
+failures under overload would otherwise pull the percentiles down)."""
 TTFT: Final = "ttft"
 ITL: Final = "itl"
 TOKENS_PER_S: Final = "tokens_per_s"
 OUTPUT_TOKENS: Final = "output_tokens"
 
 UNITS: Final[dict[str, str]] = {
+    OK: "ms",
     TTFT: "ms",
     ITL: "ms",
     TOKENS_PER_S: "tokens/s",
@@ -28,6 +32,7 @@ DERIVED_METRICS: Final = tuple(UNITS)
 
 # The "Type" column of a derived entry: what kind of number it is (tokens also say where they were counted).
 TIMING_TYPE: Final = "LLM"
+SUCCESS_TYPE: Final = "success"
 
 
 def token_type(source: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inferswarm.cli import free_port, wait_for_http
+from inferswarm.emulator.launcher import free_port, wait_for_http
 from tests.compose_file import dockerfile, interpolate
 from tests.conftest import REPO
 from tests.integration.runs import only_run_dir, read_csv, read_json

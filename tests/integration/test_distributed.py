@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from inferswarm.cli import ReferenceTarget, free_port
+from inferswarm.emulator.launcher import ReferenceTarget, free_port
 from tests.conftest import REPO, base_config
 from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
 

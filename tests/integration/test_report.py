@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from inferswarm.cli import ReferenceTarget
+from inferswarm.emulator.launcher import ReferenceTarget
 from inferswarm.report.results import read_results
 from tests.conftest import REPO, base_config
 from tests.integration.runs import inferswarm, only_run_dir

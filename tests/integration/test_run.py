@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from inferswarm.cli import ReferenceTarget
+from inferswarm.emulator.launcher import ReferenceTarget
 from tests.conftest import REPO, base_config
 from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
 

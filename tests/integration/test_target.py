@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from inferswarm.cli import ReferenceTarget
+from inferswarm.emulator.launcher import ReferenceTarget
 from inferswarm.protocols import protocol_for
 from inferswarm.protocols.multipart import MultipartCapability
 from tests.conftest import ASSETS

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from inferswarm.cli import ReferenceTarget, free_port, wait_for_http
+from inferswarm.emulator.launcher import ReferenceTarget, free_port, wait_for_http
 from tests.conftest import base_config
 from tests.integration.http import request
 from tests.integration.runs import inferswarm, only_run_dir, read_csv, read_json

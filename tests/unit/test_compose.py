@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from inferswarm.cli import build_parser, check_distributed
+from inferswarm.cli.parser import build_parser
+from inferswarm.cli.run import check_distributed
 from inferswarm.config import load_config, with_extra_agents
 from inferswarm.emulator.settings import load_target_settings
 from tests.compose_file import dockerfile, interpolate, services

@@ -31,7 +31,8 @@ print(json.dumps(culprit))
 
 def modules() -> list[str]:
     found = [m.name for m in pkgutil.walk_packages(inferswarm.__path__, "inferswarm.")]
-    return [name for name in found if not name.startswith(ADAPTERS)]
+    # `__main__` modules run the command line when imported
+    return [name for name in found if not name.startswith(ADAPTERS) and not name.endswith(".__main__")]
 
 
 def first_to_load_locust(names: list[str]) -> list[object] | None:
@@ -47,7 +48,8 @@ def test_nothing_outside_the_adapter_imports_locust_or_gevent() -> None:
     names = modules()
     # the walk really found the package (so an empty list cannot pass)
     expected = {
-        "inferswarm.cli",
+        "inferswarm.cli.run",
+        "inferswarm.cli.parser",
         "inferswarm.config.schema",
         "inferswarm.load.cycle",
         "inferswarm.protocols.livepeer",

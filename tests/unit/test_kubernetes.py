@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from inferswarm.cli import build_parser, check_distributed
+from inferswarm.cli.parser import build_parser
+from inferswarm.cli.run import check_distributed
 from inferswarm.config import load_config
 from inferswarm.locust.distributed import fingerprint
 from tests.compose_file import services

@@ -36,6 +36,9 @@ class TargetConfig(StrictModel):
     base_url: str = Field(pattern=r"^https?://[^/\s]+")
     connect_timeout_s: float = Field(default=5.0, gt=0)
     request_timeout_s: float = Field(default=60.0, gt=0)
+    max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
+    """A response body larger than this fails (`bad_body: too large`) instead of filling the
+    generator's memory; the default holds a generated image."""
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: list[SecretHeader] = Field(default_factory=list)
 

@@ -100,6 +100,7 @@ class CapabilityClient:
         self.polls = protocol.polls(capability)
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
         self._fire: Callable[..., None] = environment.events.request.fire
+        self._ok_name = derived.entry_name(self.name, derived.OK)
 
     def send(self, slot: int | None = None) -> bool:
         """Send once and fire the request event; True when the response counted as a success."""
@@ -131,6 +132,9 @@ class CapabilityClient:
             # A connection cut mid-request may still carry the late answer; reusing it would hand that
             # answer (or a RetriesExceeded) to this user's next request. Start from fresh connections.
             self.session.client.close()
+        if failure is None:
+            # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
+            self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
         context: dict[str, Any] = {STATUS: status} if slot is None else {STATUS: status, SLOT: slot}
         self._fire(
             request_type=prepared.method,

@@ -331,7 +331,9 @@ def test_submit_then_poll_is_one_request_timed_submit_to_answer(
     assert event["response_time"] >= 300  # it spans the polls, the last of which took 0.3 s
     assert [(r.method, r.path) for r in loopback.requests] == [("POST", "/submit")] + [("GET", "/job")] * 3
     assert all(p.headers["x-token"] == "t0k" for p in polls)  # polls carry the submit's headers
-    assert [name for name, _ in env.stats.entries] == ["job"]
+    # one request, plus its success latency under the derived `job:ok` entry (not a request)
+    assert sorted(name for name, _ in env.stats.entries) == ["job", "job:ok"]
+    assert env.stats.entries[("job:ok", "success")].num_requests == 1
     assert env.stats.total.num_requests == 1
 
 

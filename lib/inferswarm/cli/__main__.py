@@ -1,0 +1,5 @@
+import sys
+
+from inferswarm.cli.parser import main
+
+sys.exit(main())

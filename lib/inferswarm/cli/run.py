@@ -1,0 +1,266 @@
+"""`inferswarm run` and `demo`: Locust as a supervised child, the run directory, the report after it.
+
+The parent owns the run: it makes the run directory, starts the reference target when asked, runs
+Locust in a session of its own, forwards signals once, and writes into run.json only what a dead child
+could not (its final status) and what only the parent knows (the reference target's own counts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from inferswarm.cli.common import EXIT_GATE_FAILED, PROJECT_ROOT, error
+from inferswarm.config import (
+    AGENTS_ENV,
+    LOAD_ENV,
+    ConfigError,
+    load_config,
+    resolve_secret_headers,
+    with_extra_agents,
+    with_load_override,
+)
+from inferswarm.emulator.launcher import ReferenceTarget
+from inferswarm.rundir import (
+    CSV_PREFIX_NAME,
+    RunRecord,
+    end_fields,
+    make_run_dir,
+    read_run_json,
+    write_json_atomic,
+)
+
+
+def locust_command(
+    config_file: Path,
+    run_dir: Path | None,
+    headless: bool,
+    host: str | None,
+    extra: Sequence[str],
+    web_host: str = "127.0.0.1",
+) -> list[str]:
+    """Locust's command line for a local or master process (`run_dir` set) or a worker (`run_dir` None)."""
+    from inferswarm.entry import LOCUSTFILE
+
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--inferswarm-config", str(config_file)]
+    if run_dir is not None:
+        cmd += [
+            "--csv",
+            str(run_dir / CSV_PREFIX_NAME),
+            "--csv-full-history",
+            "--html",
+            str(run_dir / "locust_report.html"),
+            # Failed requests are data in a load test, not a failed run: gates decide the exit code.
+            "--exit-code-on-error",
+            "0",
+        ]
+        # The web UI binds loopback unless told otherwise; the run starts when you press Start.
+        cmd += ["--headless"] if headless else ["--web-host", web_host]
+    if host:
+        cmd += ["--host", host]
+    return cmd + list(extra)
+
+
+def distributed_args(args: argparse.Namespace) -> list[str]:
+    """The Locust flags for `--master`, `--worker` or `--processes` (already checked)."""
+    flags: list[str] = []
+    if args.master:
+        flags += [
+            "--master",
+            "--master-bind-host",
+            args.master_bind_host,
+            "--master-bind-port",
+            str(args.master_port),
+            "--expect-workers",
+            str(args.expect_workers),
+            "--expect-workers-max-wait",
+            f"{args.worker_wait:g}",
+        ]
+    if args.worker:
+        flags += ["--worker", "--master-host", args.master_host, "--master-port", str(args.master_port)]
+        if args.master_timeout is not None:  # else the plugin's default
+            flags += ["--inferswarm-master-timeout", f"{args.master_timeout:g}"]
+    if args.processes:
+        flags += ["--processes", str(args.processes)]
+    if args.master or (args.processes and not args.worker):
+        # A worker lost mid-stage hands its users to the others at once, not at the next stage.
+        flags += ["--enable-rebalancing"]
+    return flags
+
+
+def check_distributed(args: argparse.Namespace) -> str | None:
+    """The one-line reason a combination of distributed flags cannot work, or None."""
+    master, worker, processes = args.master, args.worker, args.processes
+    if worker and not args.master_host:
+        return "--worker needs --master-host (the machine running `inferswarm run CONFIG --master`)"
+    if args.master_host and not worker:
+        return "--master-host is for workers: add --worker"
+    if worker:
+        given = [
+            flag
+            for flag, value in (
+                ("--serve-target", args.serve_target is not None),
+                ("--out", args.out),
+                ("--web", args.web),
+                ("--expect-workers", args.expect_workers_given),
+            )
+            if value
+        ]
+        if given:
+            return f"{', '.join(given)}: not for a worker (the master owns the run and its results)"
+    if args.master_timeout is not None and not worker:
+        return "--master-timeout is for workers: add --worker"
+    if args.expect_workers_given and not master:
+        return "--expect-workers is for the master: add --master"
+    if master and processes:
+        return "--processes starts its own master: use it without --master (or with --worker)"
+    if processes is not None and (processes == 0 or processes < -1):
+        return f"--processes {processes}: give a count of worker processes, or -1 for one per CPU core"
+    if args.expect_workers < 1:
+        return f"--expect-workers {args.expect_workers}: must be at least 1"
+    if args.master_timeout is not None and not 1 <= args.master_timeout <= 3600:
+        return f"--master-timeout {args.master_timeout:g}: must be between 1 and 3600 s"
+    return None
+
+
+def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
+    """Run Locust as a child in its own session; SIGINT/SIGTERM to us are forwarded exactly once."""
+    # A shell starts background jobs with SIGINT ignored, and Locust would inherit that: the signal we
+    # forward must work, so the child starts with the default disposition.
+    proc = subprocess.Popen(
+        cmd,
+        start_new_session=True,
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def shell_status(code: int) -> int:
+    """A child's return code as a shell reports it: 128+N for a child killed by signal N."""
+    return code if code >= 0 else 128 - code
+
+
+def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> None:
+    """Fill in what a Locust process that died without its quit handler could not write."""
+    data = read_run_json(run_dir)
+    if data is None:
+        return
+    if data.get("ended_at") is None:
+        data.update(end_fields(data, "killed" if exit_code < 0 else "failed", exit_code))
+    data.update(extra)
+    write_json_atomic(run_dir / "run.json", data)
+
+
+def cycle_override(args: argparse.Namespace) -> str | None:
+    """`-x/-y/-z/--cycles` as the JSON load override the Locust processes read from INFERSWARM_LOAD."""
+    given = {
+        "packets": getattr(args, "packets", None),
+        "capabilities": getattr(args, "capabilities", None),
+        "interval_s": getattr(args, "interval", None),
+        "cycles": getattr(args, "cycles", None),
+    }
+    chosen = {k: v for k, v in given.items() if v is not None}
+    if not chosen:
+        return os.environ.get(LOAD_ENV) or None
+    return json.dumps({"shape": "cycle", **chosen})
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    problem = check_distributed(args)
+    if problem:
+        return error(problem)
+    agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
+    load_override = cycle_override(args)
+    try:
+        config = with_load_override(with_extra_agents(load_config(args.config), agents), load_override)
+        secrets = resolve_secret_headers(config)
+    except ConfigError as exc:
+        return error(exc.one_line())
+    env = {**os.environ}
+    if agents:
+        env[AGENTS_ENV] = agents
+    if load_override:
+        env[LOAD_ENV] = load_override
+    if args.worker:
+        return cmd_run_worker(args, env)
+    out = Path(args.out) if args.out else Path(config.output.dir)
+    run_dir = make_run_dir(out, config.name)
+    host = args.host
+    target: ReferenceTarget | None = None
+    try:
+        if args.serve_target is not None:
+            settings = Path(args.serve_target) if args.serve_target else None
+            target = ReferenceTarget(settings).__enter__()
+            host = target.url
+            print(f"inferswarm: reference target on {host}", flush=True)
+        # run.json exists from the first moment, even if Locust never gets to write its own.
+        RunRecord(run_dir, config, secrets.values()).save()
+        extra_flags = [*distributed_args(args), *args.locust_args]
+        cmd = locust_command(Path(args.config), run_dir, not args.web, host, extra_flags, args.web_host)
+        if args.master:
+            print(
+                f"inferswarm: master on port {args.master_port}, waiting for {args.expect_workers} "
+                f"worker(s): inferswarm run {args.config} --worker --master-host <this host>",
+                flush=True,
+            )
+        code = run_locust(cmd, env)
+        extra: dict[str, Any] = {}
+        if target is not None:
+            extra["reference_target"] = {"url": target.url, "stats": target.stats()}
+        finalize_run_json(run_dir, code, extra)
+    finally:
+        if target is not None:
+            target.stop()
+    report_code = 0
+    if not args.no_report:
+        # Its own process: the report never shares an interpreter with Locust's monkey-patching.
+        report_code = subprocess.call([sys.executable, "-m", "inferswarm.cli", "report", str(run_dir)])
+    print(f"inferswarm: results in {run_dir}", flush=True)
+    if code != 0:
+        return shell_status(code)
+    return EXIT_GATE_FAILED if report_code == EXIT_GATE_FAILED else 0
+
+
+def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
+    """A worker: no run directory, no report; the master writes everything. Exit codes: Locust's, 2
+    when the master refused this worker's config or version, 1 when the master went silent."""
+    print(
+        f"inferswarm: worker of the master at {args.master_host}:{args.master_port}; "
+        "results are written by the master",
+        flush=True,
+    )
+    cmd = locust_command(
+        Path(args.config), None, True, args.host, [*distributed_args(args), *args.locust_args]
+    )
+    return shell_status(run_locust(cmd, env))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    configs = PROJECT_ROOT / "configs"
+    argv = ["run", str(configs / "demo.yaml"), "--serve-target", str(configs / "demo-target.yaml")]
+    argv += ["--out", args.out] if args.out else []
+    argv += ["--web"] if args.web else []
+    from inferswarm.cli.parser import build_parser
+
+    run_args = build_parser().parse_args(argv)
+    run_args.locust_args = []
+    return cmd_run(run_args)

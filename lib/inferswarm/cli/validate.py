@@ -1,0 +1,29 @@
+"""`inferswarm validate`: check a run config and print what the run would do."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from inferswarm.cli.common import error
+from inferswarm.config import AGENTS_ENV, ConfigError, load_config, with_extra_agents
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        config = with_extra_agents(load_config(args.config), os.environ.get(AGENTS_ENV))
+    except ConfigError as exc:
+        return error(exc.one_line())
+    names = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)
+    print(f"{args.config}: ok: {len(config.capabilities)} capabilities: {names}")
+    print(f"  {config.load.describe(config.load_context())}")
+    tc = config.telemetry
+    if tc.enabled:
+        sources = [*(a.url for a in tc.agents), *(p.url for p in tc.prometheus)]
+        sources += [f"gpu-check via {tc.gpu_check}"] if tc.gpu_check else []
+        print(
+            f"  telemetry: every {tc.interval_s:g} s on every node; sources: {', '.join(sources) or 'none'}"
+        )
+    else:
+        print("  telemetry: off")
+    return 0
