@@ -9,6 +9,7 @@ headers masked, and any secret value that still appears anywhere is replaced as 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from inferswarm.config import RunConfig
-from inferswarm.secrets import is_sensitive_header
+from inferswarm.secrets import Scrubber, is_sensitive_header
 
 MASK = "***"
 RUN_JSON = "run.json"
@@ -147,19 +148,18 @@ def masked_config(config: RunConfig) -> dict[str, Any]:
     return data
 
 
-def scrub(value: Any, secrets: Iterable[str]) -> Any:
-    """Replace every occurrence of a secret string anywhere in a JSON-like value."""
-    secrets = [s for s in secrets if s]
-    if not secrets:
+def scrub(value: Any, secrets: Iterable[str] | Scrubber) -> Any:
+    """Replace every occurrence of a secret anywhere in a JSON-like value, in every form a server may
+    echo it in (the token without its `Bearer `, base64: `inferswarm.secrets.secret_forms`)."""
+    scrubber = secrets if isinstance(secrets, Scrubber) else Scrubber(secrets)
+    if not scrubber:
         return value
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
+        return scrubber.replace(value)
     if isinstance(value, dict):
-        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+        return {scrub(k, scrubber): scrub(v, scrubber) for k, v in value.items()}
     if isinstance(value, list):
-        return [scrub(v, secrets) for v in value]
+        return [scrub(v, scrubber) for v in value]
     return value
 
 
@@ -170,8 +170,22 @@ def iso(epoch_s: float) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` so that a reader sees the old file or the new one, never a mix."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):  # a full disk must not leave half a copy beside the file
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def overwrite_in_place(path: Path, text: str) -> None:
+    """Rewrite an existing file's content where it is: the last resort when no temporary copy can be
+    written (a full disk), since a file rewritten over its own length mostly reuses its own blocks."""
+    data = text.encode("utf-8")
+    with path.open("r+b") as handle:
+        handle.write(data)
+        handle.truncate(len(data))
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,4 +1,8 @@
-"""The base of every config model, kept in a leaf module so config, protocols and load kinds share it."""
+"""The base of every config model, kept in a leaf module so config, protocols and load kinds share it.
+
+Also the bounds every config field lives within: a number that would switch a deadline off, hang the
+planner or run for weeks is refused at load with one line, never discovered mid-run.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,23 @@ from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
 
+MAX_TIMEOUT_S = 3600.0
+"""Any timeout or per-request deadline: at most an hour (finite: a deadline is never switched off)."""
+MAX_RUN_S = 7 * 24 * 3600.0
+"""The planned duration of a whole run (every stage, every cycle): at most 7 days."""
+MAX_USERS = 1_000_000
+"""Concurrent users in any stage."""
+MAX_STAGES = 10_000
+"""Stages a load plan may generate (a ramp's steps, an explicit list)."""
+MAX_SPAWN_RATE = 100_000.0
+"""Users started or stopped per second."""
+MAX_WEIGHT = 1_000_000
+
 
 class StrictModel(BaseModel):
-    """Unknown keys and type coercion are errors, instances are immutable."""
+    """Unknown keys, type coercion, inf and nan are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def literal_tag(model: type[BaseModel], field: str) -> str:

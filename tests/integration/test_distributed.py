@@ -363,8 +363,10 @@ def test_workers_with_another_config_or_code_are_refused(
 
     good_worker = c.worker()
     _, stderr = c.master.communicate(timeout=60)
-    assert c.master.returncode == 0, stderr[-3000:]
-    good_worker.communicate(timeout=30)
+    if c.master.returncode != 0:
+        good_worker.kill()
+    _, w_err = good_worker.communicate(timeout=30)
+    assert c.master.returncode == 0, stderr[-3000:] + "\n--- the good worker:\n" + w_err[-3000:]
     run = read_json(only_run_dir(c.out) / "run.json")
     refused = run["workers"]["refused"]
     assert len(refused) == 2 and refused[0]["problems"][0] == "capability 'chat' only on the master"

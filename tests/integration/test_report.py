@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,5 +77,34 @@ def test_run_reports_the_knee_and_fails_its_gate(
     assert results["saturation"]["users"] == 6 and results["saturation"]["knee_users"] == 4
     assert results["slo"]["passed"] is False
     assert results["summary"]["prompt-enhance"]["status_codes"]["200"] > 0
+    # the headline latency is of successful requests: a fixed 100 ms service, however fast the 503s were
+    assert results["measurement"]["valid"] is True
+    for s in steps:
+        assert s["latency_of"] == "successful" and s["p50_ms"] >= 100, s
+        assert s["all_p50_ms"] <= s["p50_ms"]
+    assert results["summary"]["prompt-enhance"]["p50_ms"] >= 100
     run = json.loads((run_dir / "run.json").read_text())
     assert run["files"]["steps"] == "locust_steps.csv"
+
+
+def test_unreachable_target_is_no_measurement(write_config: Callable[..., Path], tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = base_config(
+        target={"base_url": f"http://127.0.0.1:{port}", "request_timeout_s": 2},
+        load={"shape": "ramp", "step_users": 1, "step_duration_s": 3, "max_users": 2, "per_user_rps": 5},
+        report={"warmup_s": 0},
+    )
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(write_config(config)), "--out", str(out), "--no-report")
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr[-3000:]
+    report = inferswarm("report", str(only_run_dir(out)), "--no-png")
+    stdout, stderr = report.communicate(timeout=120)
+    assert report.returncode == 4, stdout[-3000:] + stderr[-3000:]
+    assert "report: no valid measurement: target unreachable: 100.0% of" in stdout
+    assert "saturation at" not in stdout
+    results = read_results(only_run_dir(out) / "results.json")
+    assert results.saturation is None and results.measurement is not None
+    assert results.measurement.target_unreachable

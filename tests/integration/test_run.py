@@ -67,8 +67,13 @@ def test_headless_ramp_run(
 
     # Every capability sent requests, under its fixed stats name.
     stats = {r["Name"]: r for r in read_csv(run_dir / "locust_stats.csv")}
-    assert set(stats) == {"text-to-image", "prompt-enhance", "gpu-check", "Aggregated"}
+    capabilities = {"text-to-image", "prompt-enhance", "gpu-check"}
+    # each with its success-latency entry: successes only, never more than the capability's requests
+    assert set(stats) == capabilities | {f"{c}:ok" for c in capabilities} | {"Aggregated"}
     assert all(int(r["Request Count"]) > 0 for r in stats.values())
+    for c in capabilities:
+        ok, all_ = stats[f"{c}:ok"], stats[c]
+        assert int(ok["Request Count"]) == int(all_["Request Count"]) - int(all_["Failure Count"])
 
     # The recorded stages are the configured steps, each about its planned length.
     stages = read_csv(run_dir / "locust_stages.csv")
@@ -164,7 +169,8 @@ def test_plain_locust_with_env_config(
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-3000:]
     names = {r["Name"] for r in read_csv(prefix.parent / "locust_stats.csv")}
-    assert names == {"text-to-image", "gpu-check", "Aggregated"}  # user classes picked by capability name
+    # user classes picked by capability name (each with its success-latency entry)
+    assert names == {"text-to-image", "gpu-check", "text-to-image:ok", "gpu-check:ok", "Aggregated"}
     assert [s["users"] for s in read_csv(prefix.parent / "locust_stages.csv")] == ["2"]
     assert read_json(prefix.parent / "run.json")["status"] == "completed"
 
@@ -251,3 +257,52 @@ def test_throughput_flattens_at_simulated_capacity(
     assert above / below < 2.8  # four times the load, nowhere near four times the throughput
     failures = read_csv(run_dir / "locust_failures.csv")
     assert {f["Error"] for f in failures} == {"capacity: HTTP 503"}
+
+
+def test_a_typo_in_a_user_class_after_dashdash_is_one_line_and_no_run_directory(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(base_config())
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out), "--", "text-to-imag")
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert stderr.strip().splitlines() == [
+        f"inferswarm: {config}: user classes after --: no capability named 'text-to-imag' "
+        "(did you mean 'text-to-image'?)"
+    ]
+    assert "report:" not in stdout
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_help_after_dashdash_is_locusts_help_and_no_run_directory(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = write_config(base_config())
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out), "--", "--help")
+    stdout, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert "Usage: locust" in stdout
+    assert not out.exists()
+
+
+def test_a_run_against_nothing_listening_has_no_verdict_and_exits_4(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    from inferswarm.emulator.launcher import free_port
+
+    closed = f"http://127.0.0.1:{free_port()}"  # bound a moment ago, closed now: nothing listens
+    config = write_config(base_config(target={"base_url": closed, "request_timeout_s": 2}))
+    out = tmp_path / "results"
+    proc = inferswarm("run", str(config), "--out", str(out), "--no-report")
+    proc.communicate(timeout=90)
+    assert proc.returncode == 0  # --no-report: no verdict asked for
+    run_dir = only_run_dir(out)
+    report = inferswarm("report", str(run_dir), "--no-png")
+    stdout, _ = report.communicate(timeout=120)
+    assert report.returncode == 4, stdout
+    assert "unreachable" in stdout and "saturation at" not in stdout
+    proc = inferswarm("run", str(config), "--out", str(tmp_path / "again"))
+    proc.communicate(timeout=120)
+    assert proc.returncode == 4  # `run` passes the report's verdict on

@@ -114,6 +114,43 @@ def test_image_to_text_multipart(target: ReferenceTarget) -> None:
             "image: a non-empty file part named 'image'",
         ),
         ("/text-to-image", b"x" * 20000, "application/json", 413, "request body exceeds 16384 bytes"),
+        (
+            "/text-to-image",
+            b'{"prompt": "a", "num_images_per_prompt": 3000000}',
+            "application/json",
+            400,
+            "num_images_per_prompt: must be between 1 and 16",
+        ),
+        (
+            "/text-to-image",
+            b'{"prompt": "a", "num_images_per_prompt": -5}',
+            "application/json",
+            400,
+            "num_images_per_prompt: must be between 1 and 16",
+        ),
+        ("/llm", b"[" * 8000 + b"]" * 8000, "application/json", 400, "request body nests deeper than 64"),
+        (
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": [1, "x", null]}',
+            "application/json",
+            400,
+            "Invalid type for 'messages[0]': expected an object",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -1}',
+            "application/json",
+            400,
+            "Invalid 'max_tokens': integer below minimum value",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": true, '
+            b'"stream_options": [1]}',
+            "application/json",
+            400,
+            "Invalid type for 'stream_options': expected an object",
+        ),
         ("/no-such-route", b"{}", "application/json", 404, "Not Found"),
     ],
 )
@@ -170,3 +207,17 @@ def test_client_hanging_up_mid_body_is_counted_not_a_500(target: ReferenceTarget
         time.sleep(0.05)
     assert stats["client_disconnects"] == 1
     assert stats["requests"].get("prompt-enhance", 0) == 0  # not counted as served
+
+
+def test_half_open_connections_are_closed(target: ReferenceTarget) -> None:
+    """`inferswarm serve` closes a connection that sent half a request line and then nothing."""
+    import socket
+    from urllib.parse import urlparse
+
+    from inferswarm.emulator.serving import READ_TIMEOUT_S
+
+    url = urlparse(target.url)
+    assert url.hostname is not None and url.port is not None
+    with socket.create_connection((url.hostname, url.port), timeout=READ_TIMEOUT_S + 10) as sock:
+        sock.sendall(b"POST /prompt-enhance HT")
+        assert sock.recv(1024) == b""  # EOF: the server closed it (a timeout would raise)

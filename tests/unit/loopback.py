@@ -2,18 +2,21 @@
 test's event loop (Locust has monkey-patched the process) and a handler may sleep or stream.
 
 Each test routes `(method, path)` to a handler that gets the request and returns a `Reply`; every request
-the server received is kept in `requests`, in order.
+the server received is kept in `requests`, in order. `raw_server` speaks raw bytes for faults.
 """
 
 from __future__ import annotations
 
 import http
+import socket
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
 from gevent.pywsgi import WSGIServer
+from gevent.server import StreamServer
 
 
 @dataclass(frozen=True)
@@ -87,5 +90,62 @@ def serve() -> Iterator[Loopback]:
     loopback.url = f"http://127.0.0.1:{server.server_port}"
     try:
         yield loopback
+    finally:
+        server.stop(timeout=1)
+
+
+def read_request(sock: socket.socket) -> bytes:
+    """One HTTP request's bytes (head and a Content-Length body) as a raw handler receives them."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return head + b"\r\n\r\n" + body
+
+
+def header_of(request: bytes, name: str) -> str:
+    """A header's value in a raw request ("" when absent)."""
+    for line in request.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == name.lower().encode():
+            return value.strip().decode()
+    return ""
+
+
+RawHandler = Callable[[socket.socket, bytes], None]
+"""Gets the connection and the request read from it; answers (or not) with raw bytes."""
+
+
+@contextmanager
+def raw_server(handler: RawHandler) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers each connection's first request with raw bytes: the faults no
+    well-behaved server makes (a body shorter than its length, a chunked body cut short, no answer). Its
+    connections are closed when the block ends (handlers still running are killed after 1 s)."""
+
+    def handle(sock: socket.socket, _address: Any) -> None:
+        try:
+            handler(sock, read_request(sock))
+        except OSError:
+            pass  # the client gave up (closed): what a fault test often wants
+        finally:
+            sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.stop(timeout=1)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_GATE_FAILED = 3
+EXIT_NO_MEASUREMENT = 4
+"""`report` (and `run`): the target was unreachable, or no request was recorded: no valid measurement."""
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 

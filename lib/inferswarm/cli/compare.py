@@ -1,4 +1,5 @@
-"""`inferswarm compare`: judge run B against run A; exit 3 on a regression."""
+"""`inferswarm compare`: judge run B against run A; exit 3 on a regression (significant and beyond
+tolerance), 2 on bad input, 0 otherwise."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _tolerances(items: list[str]) -> dict[str, float]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from inferswarm.report.compare import write_compare
+    from inferswarm.report.compare import console_table, write_compare
     from inferswarm.report.results import ResultsFileError
 
     a_dir, b_dir = Path(args.run_a), Path(args.run_b)
@@ -43,10 +44,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = write_compare(a_dir, b_dir, out, tolerances)
     except ResultsFileError as exc:  # another schema version, or not a results.json at all
         return error(str(exc))
-    for row in rows:
-        change = "-" if row.change is None else f"{100 * row.change:+.1f}%"
-        flag = "  REGRESSION" if row.regression else ""
-        print(f"{row.scope:>20} {row.metric:>20} {row.a:>12.3f} {row.b:>12.3f} {change:>8}{flag}")
+    # the run's rows, and the per-step rows that say something (all of them are in compare.md/.html)
+    shown = [r for r in rows if r.level is None or r.verdict in ("worse", "better")]
+    print(console_table(shown))
     regressions = sum(r.regression for r in rows)
     print(f"compare: {regressions} regression(s); {out / 'compare.html'}")
     return EXIT_GATE_FAILED if regressions else 0

@@ -124,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser(
         "report",
-        help="analyse a run directory: report.html, PNGs, results.json, summary.md; exit 3 on a failed SLO",
+        help="analyse a run directory: report.html, PNGs, results.json, summary.md; exit 3 on a failed SLO, "
+        "4 when there is no valid measurement (target unreachable)",
     )
     report.add_argument("run_dir")
     report.add_argument("--no-png", action="store_true", help="skip the PNG export (needs Chromium)")

@@ -8,17 +8,26 @@ could not (its final status) and what only the parent knows (the reference targe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from inferswarm.cli.common import EXIT_GATE_FAILED, PROJECT_ROOT, error
+from inferswarm.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_GATE_FAILED,
+    EXIT_NO_MEASUREMENT,
+    PROJECT_ROOT,
+    error,
+)
 from inferswarm.config import (
     AGENTS_ENV,
     LOAD_ENV,
@@ -28,12 +37,16 @@ from inferswarm.config import (
     with_extra_agents,
     with_load_override,
 )
+from inferswarm.config.schema import url_problem
 from inferswarm.emulator.launcher import ReferenceTarget
+from inferswarm.lifeline import PARENT_PID_ENV, STOP_SIGNALS, die_with_parent
 from inferswarm.rundir import (
     CSV_PREFIX_NAME,
+    RUN_JSON,
     RunRecord,
     end_fields,
     make_run_dir,
+    overwrite_in_place,
     read_run_json,
     write_json_atomic,
 )
@@ -131,27 +144,49 @@ def check_distributed(args: argparse.Namespace) -> str | None:
     return None
 
 
-def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> int:
-    """Run Locust as a child in its own session; SIGINT/SIGTERM to us are forwarded exactly once."""
-    # A shell starts background jobs with SIGINT ignored, and Locust would inherit that: the signal we
-    # forward must work, so the child starts with the default disposition.
-    proc = subprocess.Popen(
-        cmd,
-        start_new_session=True,
-        env=env,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+@dataclass(frozen=True)
+class ChildExit:
+    code: int
+    """The child's return code (negative: killed by that signal)."""
+    signal: str | None
+    """The first stop signal this process received while the child ran (SIGINT, SIGTERM, SIGHUP)."""
+
+
+def run_locust(cmd: list[str], env: dict[str, str] | None = None) -> ChildExit:
+    """Run Locust as a child in its own session, tied to this process's life.
+
+    The first SIGINT, SIGTERM or SIGHUP is forwarded: Locust stops and writes its files. A second is
+    not (it would cut that writing short, losing the last stage row); a third kills the child. The
+    child dies with us (`inferswarm.lifeline`), so no load outlives a killed `inferswarm run`.
+    """
+    env = {**(os.environ if env is None else env), PARENT_PID_ENV: str(os.getpid())}
+    proc = subprocess.Popen(cmd, start_new_session=True, env=env, preexec_fn=die_with_parent())
+    received: list[str] = []
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        if proc.poll() is None:
+        received.append(signal.Signals(signum).name)
+        if proc.poll() is not None:
+            return
+        if len(received) == 1:
             proc.send_signal(signum)
+        elif len(received) == 2:
+            say("inferswarm: stopping; Locust is writing its results (signal again to kill it now)")
+        else:
+            proc.kill()
 
-    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
     try:
-        return proc.wait()
+        code = proc.wait()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return ChildExit(code, received[0] if received else None)
+
+
+def say(message: str) -> None:
+    """Print a status line; a terminal that hung up (SIGHUP) must not turn into a traceback."""
+    with contextlib.suppress(OSError):
+        print(message, flush=True)
 
 
 def shell_status(code: int) -> int:
@@ -167,7 +202,15 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
     if data.get("ended_at") is None:
         data.update(end_fields(data, "killed" if exit_code < 0 else "failed", exit_code))
     data.update(extra)
-    write_json_atomic(run_dir / "run.json", data)
+    try:
+        write_json_atomic(run_dir / RUN_JSON, data)
+    except OSError:  # a full disk: run.json must still end in a final status
+        overwrite_in_place(run_dir / RUN_JSON, json.dumps(data, indent=2) + "\n")
+
+
+def test_started(run_dir: Path) -> bool:
+    data = read_run_json(run_dir)
+    return data is not None and data.get("test_start_epoch_s") is not None
 
 
 def cycle_override(args: argparse.Namespace) -> str | None:
@@ -188,6 +231,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     problem = check_distributed(args)
     if problem:
         return error(problem)
+    host_problem = url_problem(args.host) if args.host else None
+    if host_problem:
+        return error(f"--host: {host_problem}")
     agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
     load_override = cycle_override(args)
     try:
@@ -202,8 +248,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         env[LOAD_ENV] = load_override
     if args.worker:
         return cmd_run_worker(args, env)
+    if {"-h", "--help"} & set(args.locust_args):  # Locust's own options: nothing runs, no run directory
+        return run_locust(locust_command(Path(args.config), None, True, None, ["--help"]), env).code
     out = Path(args.out) if args.out else Path(config.output.dir)
-    run_dir = make_run_dir(out, config.name)
+    try:
+        run_dir = make_run_dir(out, config.name)
+        RunRecord(run_dir, config, secrets.values()).save()
+    except OSError as exc:  # before anything starts: a file in the way, no permission, a full disk
+        where = "--out" if args.out else f"{args.config}: output.dir"
+        return error(f"{where} {out}: cannot create a run directory: {exc.strerror or exc}")
     host = args.host
     target: ReferenceTarget | None = None
     try:
@@ -212,8 +265,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = ReferenceTarget(settings).__enter__()
             host = target.url
             print(f"inferswarm: reference target on {host}", flush=True)
-        # run.json exists from the first moment, even if Locust never gets to write its own.
-        RunRecord(run_dir, config, secrets.values()).save()
         extra_flags = [*distributed_args(args), *args.locust_args]
         cmd = locust_command(Path(args.config), run_dir, not args.web, host, extra_flags, args.web_host)
         if args.master:
@@ -222,22 +273,35 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"worker(s): inferswarm run {args.config} --worker --master-host <this host>",
                 flush=True,
             )
-        code = run_locust(cmd, env)
+        child = run_locust(cmd, env)
+        code = child.code
         extra: dict[str, Any] = {}
+        if child.signal is not None:
+            extra["parent_signal"] = child.signal
         if target is not None:
             extra["reference_target"] = {"url": target.url, "stats": target.stats()}
         finalize_run_json(run_dir, code, extra)
     finally:
         if target is not None:
             target.stop()
+    if code == EXIT_BAD_INPUT and not test_started(run_dir):
+        # Locust refused its input (its one line is on stderr) before any load: nothing to keep.
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return EXIT_BAD_INPUT
     report_code = 0
     if not args.no_report:
-        # Its own process: the report never shares an interpreter with Locust's monkey-patching.
-        report_code = subprocess.call([sys.executable, "-m", "inferswarm.cli", "report", str(run_dir)])
-    print(f"inferswarm: results in {run_dir}", flush=True)
+        # Its own process: the report never shares an interpreter with Locust's monkey-patching. After
+        # a hang-up there is no terminal to print to, but the report's files are still wanted.
+        quiet = subprocess.DEVNULL if child.signal == "SIGHUP" else None
+        report_code = subprocess.call(
+            [sys.executable, "-m", "inferswarm.cli", "report", str(run_dir)], stdout=quiet, stderr=quiet
+        )
+    say(f"inferswarm: results in {run_dir}")
     if code != 0:
         return shell_status(code)
-    return EXIT_GATE_FAILED if report_code == EXIT_GATE_FAILED else 0
+    # The report's verdicts: no valid measurement (4) or a failed SLO gate (3); anything else it
+    # returned (a crash) is not the run's verdict, the files are there to report again.
+    return report_code if report_code in (EXIT_GATE_FAILED, EXIT_NO_MEASUREMENT) else 0
 
 
 def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
@@ -251,7 +315,7 @@ def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:
     cmd = locust_command(
         Path(args.config), None, True, args.host, [*distributed_args(args), *args.locust_args]
     )
-    return shell_status(run_locust(cmd, env))
+    return shell_status(run_locust(cmd, env).code)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from inferswarm.cli.common import error
 from inferswarm.config import INTERVAL_MAX_S, INTERVAL_MIN_S, ConfigError
@@ -18,11 +19,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from inferswarm.emulator.app import create_app
+    from inferswarm.emulator.serving import server_config
 
-    uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level=args.log_level, access_log=False
-    )
-    return 0
+    # Bounded headers, idle keep-alive closed, and a read timeout for half-sent requests (serving.py).
+    server = uvicorn.Server(server_config(create_app(settings), args.host, args.port, args.log_level))
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn handles SIGINT itself; a second one ends here
+        server.run()
+    return 0 if server.started else error(f"could not serve on {args.host}:{args.port}")
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

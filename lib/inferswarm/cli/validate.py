@@ -1,4 +1,9 @@
-"""`inferswarm validate`: check a run config and print what the run would do."""
+"""`inferswarm validate`: check a run config and print what the run would do.
+
+It checks everything `inferswarm run` checks before it starts: the file, the agents and load given in
+the environment (INFERSWARM_AGENTS, INFERSWARM_LOAD), and that every required secret header's
+environment variable is set.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,22 @@ import argparse
 import os
 
 from inferswarm.cli.common import error
-from inferswarm.config import AGENTS_ENV, ConfigError, load_config, with_extra_agents
+from inferswarm.config import (
+    AGENTS_ENV,
+    LOAD_ENV,
+    ConfigError,
+    load_config,
+    resolve_secret_headers,
+    with_extra_agents,
+    with_load_override,
+)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         config = with_extra_agents(load_config(args.config), os.environ.get(AGENTS_ENV))
+        config = with_load_override(config, os.environ.get(LOAD_ENV))
+        resolve_secret_headers(config)
     except ConfigError as exc:
         return error(exc.one_line())
     names = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)

@@ -26,7 +26,7 @@ class ConfigError(Exception):
 
     def one_line(self) -> str:
         where = f"{self.file}: {self.field}: " if self.field else f"{self.file}: "
-        return where + self.problem
+        return " ".join((where + self.problem).splitlines())
 
 
 def _fields_of(annotation: Any, raw: Any) -> dict[str, Any] | None:
@@ -54,6 +54,7 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[str,
     annotation: Any = model
     raw = data
     valid: list[str] | None = None
+    tagged: Any = None  # the raw mapping whose union tag was already skipped
     for element in loc:
         if isinstance(element, int):
             parts.append(f"[{element}]")
@@ -62,6 +63,17 @@ def _walk(model: type[BaseModel], loc: tuple[Any, ...], data: Any) -> tuple[str,
             annotation = args[0] if args else Any
             continue
         fields = _fields_of(annotation, raw)
+        is_union = fields is not None and not (
+            isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        )
+        if (
+            is_union
+            and isinstance(raw, dict)
+            and raw is not tagged
+            and element in (raw.get("kind"), raw.get("shape"))
+        ):
+            tagged = raw
+            continue  # a discriminated union's tag (even one named like a field of its model)
         if fields is None or element not in fields:
             if (
                 isinstance(raw, dict)
@@ -134,6 +146,15 @@ def validation_error(
     extra = len(described) - 1
     more = f" (and {extra} more problem{'s' if extra > 1 else ''})" if extra else ""
     return ConfigError(source, field, problem + more)
+
+
+def looks_like_other_kind(data: Any, own: type[BaseModel], other: type[BaseModel]) -> bool:
+    """Whether a mapping's top-level keys belong to the `other` kind of file and none to `own` only."""
+    if not isinstance(data, dict):
+        return False
+    keys = {k for k in data if isinstance(k, str)}
+    own_keys, other_keys = set(own.model_fields), set(other.model_fields)
+    return bool(keys & (other_keys - own_keys)) and not keys & (own_keys - other_keys)
 
 
 def unknown_name(

@@ -2,6 +2,9 @@
 
 Relative asset paths are resolved against the config file's directory; the output directory against the
 working directory (inputs belong to the config, outputs to where you run).
+
+YAML input is bounded before anything is built from it: the file's size, the nesting depth, and the
+number of nodes once aliases are expanded (a "billion laughs" file is refused, not expanded).
 """
 
 from __future__ import annotations
@@ -14,13 +17,45 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from inferswarm.config.errors import ConfigError, unknown_name, validation_error
-from inferswarm.config.schema import AgentSource, RunConfig, run_config_model, valid_tags
+from inferswarm.config.errors import (
+    ConfigError,
+    looks_like_other_kind,
+    unknown_name,
+    validation_error,
+)
+from inferswarm.config.schema import (
+    AgentSource,
+    RunConfig,
+    redact_url,
+    run_config_model,
+    url_problem,
+    valid_tags,
+)
 from inferswarm.slo import parse_gate
+from inferswarm.strict import MAX_RUN_S, MAX_STAGES
+
+MAX_FILE_BYTES = 1024 * 1024
+"""A config or settings file larger than this is refused unread."""
+MAX_DEPTH = 100
+"""Nesting depth of YAML collections."""
+MAX_NODES = 1_000_000
+"""YAML nodes once every alias is expanded (what validation and any later copy would walk)."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate mapping keys instead of silently keeping the last."""
+    """SafeLoader that rejects duplicate mapping keys and nesting deeper than MAX_DEPTH."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels", mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(
@@ -29,6 +64,10 @@ def _construct_mapping(
     mapping: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool | None):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value", key_node.start_mark
+            )
         if key in mapping:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=deep)
@@ -38,22 +77,88 @@ def _construct_mapping(
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file, turning every I/O and syntax problem into a ConfigError."""
+def _expanded_nodes(root: yaml.Node) -> int | None:
+    """Nodes in the document once aliases are expanded (None for a node that contains itself).
+
+    Aliases share node objects, so each distinct node is sized once (iteratively: no recursion limit).
+    """
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        if done:
+            on_path.discard(key)
+            sizes[key] = min(1 + sum(sizes[id(c)] for c in children), MAX_NODES + 1)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            return None
+        on_path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in on_path:
+                return None
+            if id(child) not in sizes:
+                stack.append((child, False))
+    return sizes[id(root)]
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(path, "", "file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, "", f"cannot read file: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(path, "", f"cannot read file: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigError(path, "", f"file is larger than {MAX_FILE_BYTES // 1024} KiB")
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(path, "", "cannot read file: not UTF-8 text") from None
+
+
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file, turning every I/O and syntax problem into a ConfigError.
+
+    Bounded: at most MAX_FILE_BYTES, MAX_DEPTH levels of nesting, MAX_NODES nodes with aliases expanded.
+    """
+    text = _read_text(path)
+    try:
+        return _load_bounded(path, text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise ConfigError(path, "", f"YAML syntax error: {where}{exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(path, "", f"YAML syntax error: {exc}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4300 digits
+        raise ConfigError(path, "", f"YAML: a value cannot be read: {exc}") from None
+
+
+def _load_bounded(path: Path, text: str) -> Any:
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_nodes(node)
+        if size is None:
+            raise ConfigError(path, "", "YAML: an alias refers to a node that contains it")
+        if size > MAX_NODES:
+            raise ConfigError(path, "", f"YAML: more than {MAX_NODES} values once aliases are expanded")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def parse_config(data: Any, source: Path | None = None) -> RunConfig:
@@ -64,6 +169,15 @@ def parse_config(data: Any, source: Path | None = None) -> RunConfig:
     try:
         config = model.model_validate(data)
     except ValidationError as exc:
+        from inferswarm.emulator.settings import TargetSettings  # the emulator imports this package
+
+        if looks_like_other_kind(data, RunConfig, TargetSettings):
+            raise ConfigError(
+                source,
+                "",
+                "this looks like a reference-target settings file (for `inferswarm serve --config` "
+                "or `inferswarm run --serve-target`), not a run config",
+            ) from None
         raise validation_error(exc, model, data, source, valid_tags()) from None
     config._source = source.resolve() if source else None
     _check_assets(config, source)
@@ -82,9 +196,20 @@ def _check_references(config: RunConfig, source: Path | None) -> None:
             raise unknown_name(source, f"slo[{index}]", "capability", gate.capability, known)
     for field, problem in config.load.check(config.load_context()):
         raise ConfigError(source, f"load.{field}", problem)
+    _check_plan(config, source)
     name = config.telemetry.gpu_check
     if name is not None and name not in known:
         raise unknown_name(source, "telemetry.gpu_check", "capability", name, known)
+
+
+def _check_plan(config: RunConfig, source: Path | None) -> None:
+    """Whatever the load kind: a bounded number of stages and a bounded total duration."""
+    stages = config.load.plan(config.load_context())
+    if len(stages) > MAX_STAGES:
+        raise ConfigError(source, "load", f"the plan has {len(stages)} stages; at most {MAX_STAGES}")
+    end_s = max((s.end_s for s in stages), default=0.0)
+    if end_s > MAX_RUN_S:
+        raise ConfigError(source, "load", f"the plan lasts {end_s:g} s; at most {MAX_RUN_S:g} s (7 days)")
 
 
 def _check_assets(config: RunConfig, source: Path | None) -> None:
@@ -106,11 +231,14 @@ def with_extra_agents(config: RunConfig, urls: str | None) -> RunConfig:
     for url in (u.strip() for u in urls.split(",")):
         if not url:
             continue
-        try:
-            agents.append(AgentSource(url=url))
-        except ValidationError:
-            where = f"--agent / {AGENTS_ENV}"
-            raise ConfigError(where, "", f"{url!r} is not an http(s)://host:port URL") from None
+        problem = url_problem(url)
+        if problem:
+            raise ConfigError(
+                f"--agent / {AGENTS_ENV}",
+                "",
+                f"{redact_url(url)!r} is not an http(s)://host:port URL: {problem}",
+            )
+        agents.append(AgentSource(url=url))
     telemetry = config.telemetry.model_copy(update={"agents": agents})
     updated = config.model_copy(update={"telemetry": telemetry})
     updated._source = config.source

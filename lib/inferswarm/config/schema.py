@@ -8,8 +8,10 @@ a test) is accepted without editing this file. `RunConfig` is the type everythin
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
+from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, create_model, field_validator
 
@@ -18,48 +20,108 @@ from inferswarm.load import LoadContext, LoadKind, load_kinds
 from inferswarm.protocols import CapabilityBase, protocols
 from inferswarm.secrets import refuse_literal_credentials
 from inferswarm.slo import check_tolerance
-from inferswarm.strict import StrictModel
+from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
+
+_HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` is not a usable http(s)://host[:port][/path] URL, or None. Never echoes credentials."""
+    if _CONTROL.search(url) or " " in url:
+        return "must not contain spaces or control characters"
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https") or not url.lower().startswith(parts.scheme + "://"):
+        return "must start with http:// or https://"
+    if "@" in parts.netloc:
+        return (
+            "credentials in a URL are refused (they would be written to run.json and logs); "
+            "use target.secret_headers with an environment variable"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port must be a number from 1 to 65535"
+    if not parts.hostname:
+        return "has no host"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
+def redact_url(url: str) -> str:
+    """`url` with any `user:password@` replaced, for messages."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if sep and "@" in netloc:
+        return f"{scheme}://***@{netloc.rsplit('@', 1)[1]}{slash}{path}"
+    return url
+
+
+def _http_url(url: str) -> str:
+    problem = url_problem(url)
+    if problem:
+        raise ValueError(problem)
+    return url
+
+
+def _header_text(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not re.match(_HEADER_NAME, name):
+            raise ValueError(f"header name {name!r} is not a valid HTTP header name")
+        if _CONTROL.search(value.replace("\t", "")):
+            raise ValueError(f"header {name!r}: value must not contain control characters (line breaks)")
+    return headers
 
 
 class SecretHeader(StrictModel):
     """A request header whose value is read from an environment variable when the run starts."""
 
-    header: str = Field(min_length=1)
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    prefix: str = ""
+    header: str = Field(pattern=_HEADER_NAME, max_length=256)
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)
+    prefix: str = Field(default="", pattern=r"^[^\x00-\x1f\x7f]*$", max_length=256)
     """Prepended to the value, e.g. "Bearer "."""
     optional: bool = False
     """Send the header only when the variable is set (e.g. a gateway that may or may not check tokens)."""
 
 
 class TargetConfig(StrictModel):
-    base_url: str = Field(pattern=r"^https?://[^/\s]+")
-    connect_timeout_s: float = Field(default=5.0, gt=0)
-    request_timeout_s: float = Field(default=60.0, gt=0)
+    base_url: str = Field(max_length=2048)
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=MAX_TIMEOUT_S)
+    request_timeout_s: float = Field(default=60.0, gt=0, le=MAX_TIMEOUT_S)
     max_response_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3)
     """A response body larger than this fails (`bad_body: too large`) instead of filling the
     generator's memory; the default holds a generated image."""
     headers: dict[str, str] = Field(default_factory=dict)
-    secret_headers: list[SecretHeader] = Field(default_factory=list)
+    secret_headers: list[SecretHeader] = Field(default_factory=list, max_length=64)
 
     _no_literal_secrets = field_validator("headers")(refuse_literal_credentials)
+    _valid_headers = field_validator("headers")(_header_text)
+    _valid_url = field_validator("base_url")(_http_url)
 
 
 class AgentSource(StrictModel):
     """An `inferswarm agent` on the target machine, polled by the master."""
 
-    url: str = Field(pattern=r"^https?://[^/\s]+")
-    name: str | None = None
+    url: str = Field(max_length=2048)
+    name: str | None = Field(default=None, max_length=128)
     """Node name in the telemetry; default `agent@host:port`."""
+
+    _valid_url = field_validator("url")(_http_url)
 
 
 class PrometheusSource(StrictModel):
     """A Prometheus text endpoint the fleet already runs (dcgm-exporter, node_exporter)."""
 
-    url: str = Field(pattern=r"^https?://[^/\s]+")
-    name: str | None = None
+    url: str = Field(max_length=2048)
+    name: str | None = Field(default=None, max_length=128)
     """Node name in the telemetry; default `host:port` of the URL."""
     format: Literal["auto", "dcgm", "node", "inferswarm"] = "auto"
+
+    _valid_url = field_validator("url")(_http_url)
 
 
 INTERVAL_MIN_S, INTERVAL_MAX_S = 0.1, 10.0  # 10 to 0.1 samples per second
@@ -72,8 +134,8 @@ class TelemetryConfig(StrictModel):
     gpu: bool = True
     """Sample local GPUs through NVML (nothing happens on a machine without one)."""
     per_core: bool = True
-    agents: list[AgentSource] = Field(default_factory=list)
-    prometheus: list[PrometheusSource] = Field(default_factory=list)
+    agents: list[AgentSource] = Field(default_factory=list, max_length=256)
+    prometheus: list[PrometheusSource] = Field(default_factory=list, max_length=256)
     gpu_check: str | None = None
     """Name of a capability answering with gpu-check JSON, polled at the interval."""
     saturation_cpu_pct: float = Field(default=90.0, gt=0, le=100)
@@ -85,14 +147,14 @@ class SaturationRule(StrictModel):
 
     min_gain: float = Field(default=0.5, ge=0, le=1)
     """Added users must add at least this share of the throughput they would add if nothing saturated."""
-    latency_rise: float = Field(default=0.2, ge=0)
+    latency_rise: float = Field(default=0.2, ge=0, le=1000)
     """...while p95 rises by more than this share over the previous step; or:"""
     max_failure_ratio: float = Field(default=0.05, ge=0, le=1)
     """Failures above this share of requests mark a step as saturated on their own."""
 
 
 class ReportConfig(StrictModel):
-    warmup_s: float = Field(default=1.0, ge=0)
+    warmup_s: float = Field(default=1.0, ge=0, le=MAX_RUN_S)
     """Dropped at the start of each step before its numbers are taken (at most half the step)."""
     saturation: SaturationRule = Field(default_factory=SaturationRule)
     tolerances: dict[str, float] = Field(default_factory=dict)
@@ -110,16 +172,19 @@ class OutputConfig(StrictModel):
     dir: str = "results"
 
 
+MAX_CAPABILITIES = 1000
+
+
 class RunConfig(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     description: str = ""
     target: TargetConfig
     assets_dir: str = "../test-assets"
-    capabilities: list[CapabilityBase] = Field(min_length=1)
+    capabilities: list[CapabilityBase] = Field(min_length=1, max_length=MAX_CAPABILITIES)
     load: LoadKind
     output: OutputConfig = Field(default_factory=OutputConfig)
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
-    slo: list[str] = Field(default_factory=list)
+    slo: list[str] = Field(default_factory=list, max_length=1000)
     """Gates such as `p95_ms < 2000` or `text-to-image: failure_ratio < 0.01`; see inferswarm.slo."""
     report: ReportConfig = Field(default_factory=ReportConfig)
 
@@ -171,7 +236,7 @@ def run_config_model() -> type[RunConfig]:
             "RunConfig",
             __base__=RunConfig,
             __module__=__name__,
-            capabilities=(list[capability], Field(min_length=1)),  # type: ignore[valid-type]
+            capabilities=(list[capability], Field(min_length=1, max_length=MAX_CAPABILITIES)),  # type: ignore[valid-type]
             load=(load, ...),  # type: ignore[arg-type]
         )
     return _built[key]

@@ -4,9 +4,11 @@ Routes: GET /health, GET /stats; every Livepeer AI gateway pipeline (emulator.pi
 gateway's async mode for image-to-video; `/llm` and the OpenAI-compatible `/v1/chat/completions` and
 `/v1/completions`, streamed or not (emulator.llm); BYOC `/process/request/<route>` (emulator.byoc);
 echo capabilities `/prompt-enhance` and `/gpu-check` (emulator.echo).
-Errors use the Livepeer gateway's shape, `{"error": {"message": ...}}`: 400 for bad input (the message
-says what), 413 for oversized bodies, 415 for a wrong content type, 503 "Service Unavailable Error" when
-the simulated GPU is full, and a masked 500 for anything unexpected. No traceback ever reaches a client.
+Errors use the Livepeer gateway's shape, `{"error": {"message": ...}}` (the OpenAI-compatible routes
+add OpenAI's `type`, `param` and `code`): 400 for bad input (the message says what), 413 for oversized
+bodies (JSON bodies are capped at `http.MAX_JSON_BODY_BYTES`, uploads at `max_body_bytes`), 415 for a
+wrong content type, 503 "Service Unavailable Error" when the simulated GPU is full, and a masked 500
+for anything unexpected. No traceback ever reaches a client.
 """
 
 from __future__ import annotations
@@ -25,7 +27,15 @@ from starlette.requests import ClientDisconnect
 from inferswarm.emulator.byoc import register_byoc
 from inferswarm.emulator.echo import echo_prompt_enhance, gpu_check
 from inferswarm.emulator.gpu import CapacityExceeded
-from inferswarm.emulator.http import ApiError, Route, error_response, read_body, require_content_type
+from inferswarm.emulator.http import (
+    ApiError,
+    OpenAIError,
+    Route,
+    error_response,
+    json_limit,
+    read_body,
+    require_content_type,
+)
 from inferswarm.emulator.llm import register_llm
 from inferswarm.emulator.pipelines import register_pipelines
 from inferswarm.emulator.settings import TargetSettings
@@ -43,7 +53,10 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        response = error_response(exc.status, exc.message)
+        if isinstance(exc, OpenAIError):
+            response = JSONResponse(exc.body(), status_code=exc.status)
+        else:
+            response = error_response(exc.status, exc.message)
         if exc.status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
@@ -91,11 +104,11 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
     @capability("/prompt-enhance")
     async def prompt_enhance(request: Request) -> dict[str, Any]:
         require_content_type(request, "application/json")
-        return await echo_prompt_enhance(state, await read_body(request, limit))
+        return await echo_prompt_enhance(state, await read_body(request, json_limit(limit)))
 
     @capability("/gpu-check")
     async def gpu_check_route(request: Request) -> dict[str, Any]:
-        body = await read_body(request, limit)
+        body = await read_body(request, json_limit(limit))
         if body.strip():
             require_content_type(request, "application/json")
         return await gpu_check(state, body)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -18,7 +17,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from inferswarm.emulator.echo import ECHO_ROUTES, gpu_check
 from inferswarm.emulator.gpu import CapacityExceeded
-from inferswarm.emulator.http import ApiError, read_body
+from inferswarm.emulator.http import ApiError, json_limit, parse_json, read_body
 from inferswarm.emulator.state import TargetState
 
 ORCHESTRATOR_URL = "https://127.0.0.1:8935"
@@ -36,7 +35,7 @@ def parse_job(value: str | None) -> dict[str, Any]:
     if not value:
         raise JobRejected(400, "Unable to parse job request: missing Livepeer header")
     try:
-        job = json.loads(base64.b64decode(value, validate=True))
+        job = parse_json(base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise JobRejected(400, "Unable to parse job request: header is not base64 JSON") from None
     if not isinstance(job, dict) or not isinstance(job.get("capability"), str) or not job["capability"]:
@@ -46,7 +45,7 @@ def parse_job(value: str | None) -> dict[str, Any]:
         if not isinstance(raw, str):
             raise JobRejected(400, f"Unable to parse job request: {key} must be a JSON string")
         try:
-            inner = json.loads(raw)
+            inner = parse_json(raw)
         except ValueError:
             raise JobRejected(400, f"Unable to parse job request: {key} is not valid JSON") from None
         if not isinstance(inner, dict):
@@ -76,7 +75,10 @@ def register_byoc(app: FastAPI, state: TargetState, limit: int) -> None:
         name = route.strip("/")
         if name not in routes:
             return PlainTextResponse("404 page not found\n", status_code=404)  # the worker's 4xx, relayed
-        body = await read_body(request, limit)
+        try:
+            body = await read_body(request, json_limit(limit))  # every worker route takes JSON
+        except ApiError as exc:
+            return PlainTextResponse(exc.message + "\n", status_code=exc.status)
         try:
             if name in ("gpu-check", "agent-net"):
                 answer = await gpu_check(state, body, routed_via=job["capability"])

@@ -12,6 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from inferswarm.lifeline import die_with_parent
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -56,7 +58,8 @@ class ReferenceTarget:
         ]
         if self.settings_file is not None:
             cmd += ["--config", str(self.settings_file)]
-        self.proc = subprocess.Popen(cmd, start_new_session=True)
+        # Its own session (a Ctrl+C meant for the run does not hit it), but it dies with its parent.
+        self.proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent())
         if not wait_for_http(f"{self.url}/health", 30, self.proc):
             self.stop()
             raise RuntimeError(f"reference target did not become healthy on {self.url}")

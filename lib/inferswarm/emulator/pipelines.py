@@ -3,7 +3,11 @@ and its async mode for image-to-video.
 
 Requests are checked against the pipelines' fields and types (the same table the `livepeer` protocol
 uses, itself tested against the real OpenAPI spec) and refused the way the gateway refuses them:
-400 `{"error": {"message": ...}}` naming the field. Answers use the gateway's shapes: media as
+400 `{"error": {"message": ...}}` naming the field. Numbers are also held to ranges (RANGES): the spec
+gives none, but the Go gateway refuses what does not fit an int64 and the diffusers pipelines behind it
+refuse sizes not divisible by 8 and strengths outside [0, 1]; the rest bound what one request can make
+the target allocate or promise (images per request, steps, sizes), so no request costs more than a
+small, fixed amount. Answers use the gateway's shapes: media as
 `{"images": [{url, seed, nsfw}]}` (video too), transcripts with chunks, SAM2 masks as strings.
 """
 
@@ -24,7 +28,15 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from inferswarm.emulator.gpu import CapacityExceeded
-from inferswarm.emulator.http import ApiError, Guard, json_object, read_body, require_content_type
+from inferswarm.emulator.http import (
+    ApiError,
+    Guard,
+    json_limit,
+    json_object,
+    parse_json,
+    read_body,
+    require_content_type,
+)
 from inferswarm.emulator.state import TargetState
 from inferswarm.protocols.livepeer import (
     ARRAY,
@@ -47,6 +59,35 @@ IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF", b"GIF8")
 AUDIO_MAGIC = (b"RIFF", b"ID3", b"\xff\xfb", b"\xff\xf3", b"OggS", b"fLaC", b"\x1aE\xdf\xa3")
 SERVICE_UNAVAILABLE = "Service Unavailable Error"
 
+INT64 = (-(2**63), 2**63 - 1)
+RANGES: dict[str, tuple[float, float]] = {
+    "num_images_per_prompt": (1, 16),
+    "height": (8, 4096),
+    "width": (8, 4096),
+    "num_inference_steps": (1, 500),
+    "guidance_scale": (0.0, 100.0),
+    "image_guidance_scale": (0.0, 100.0),
+    "strength": (0.0, 1.0),
+    "noise_aug_strength": (0.0, 1.0),
+    "fps": (1, 120),
+    "motion_bucket_id": (0, 255),
+    "seed": INT64,
+}
+"""Inclusive bounds of the pipelines' numeric fields (a number outside is a 400 naming the field)."""
+DIVISIBLE_BY_8 = ("height", "width")
+MAX_IMAGES = 16
+"""Images one request may ask for: prompts (`|`-separated) times num_images_per_prompt."""
+JSON_STRINGS: dict[str, type] = {
+    "point_coords": list,
+    "point_labels": list,
+    "box": list,
+    "mask_input": list,
+    "loras": dict,
+}
+"""Fields that hold JSON as a string (segment-anything-2's arrays; `loras`, an object of weights)."""
+MAX_ASYNC_JOBS = 10_000
+"""Async image-to-video jobs remembered at once; beyond it a new job is refused 503 like a full GPU."""
+
 
 def convert(field: str, kind: str, raw: str) -> Any:
     """A multipart field's string as the spec's type; 400 with the field's name when it is not one."""
@@ -61,7 +102,7 @@ def convert(field: str, kind: str, raw: str) -> Any:
                 raise ValueError
             return lowered == "true"
         if kind == ARRAY:
-            value = json.loads(raw)
+            value = parse_json(raw)
             if not isinstance(value, list):
                 raise ValueError
             return value
@@ -92,7 +133,7 @@ async def read_request(
     request: Request, spec: PipelineSpec, limit: int
 ) -> tuple[dict[str, Any], bytes | None]:
     """(fields, file bytes) of a pipeline request, checked; raises ApiError like the gateway."""
-    body = await read_body(request, limit)
+    body = await read_body(request, limit if spec.multipart else json_limit(limit))
     if not spec.multipart:
         require_content_type(request, "application/json")
         data = json_object(body)
@@ -124,6 +165,38 @@ async def read_request(
     return fields, upload
 
 
+def check_ranges(spec: PipelineSpec, fields: dict[str, Any]) -> None:
+    """400 naming the first field whose value is out of its range, or asks for too many images."""
+    for name, value in fields.items():
+        bounds = RANGES.get(name)
+        if bounds is None or spec.fields.get(name) not in (INT, NUMBER):
+            continue
+        low, high = bounds
+        if not low <= value <= high:  # NaN fails this too
+            raise ApiError(400, f"{name}: must be between {low:g} and {high:g}, got {value!r:.40}")
+        if name in DIVISIBLE_BY_8 and value % 8:
+            raise ApiError(400, f"{name}: must be divisible by 8, got {value}")
+    if "num_images_per_prompt" in spec.fields:
+        count = images_requested(fields)
+        if count > MAX_IMAGES:
+            raise ApiError(400, f"too many images requested: {count} (at most {MAX_IMAGES} per request)")
+    for name, kind in JSON_STRINGS.items():
+        raw = fields.get(name)
+        if name in spec.fields and raw:
+            try:
+                ok = isinstance(parse_json(raw), kind)
+            except ValueError:
+                ok = False
+            if not ok:
+                what = "array" if kind is list else "object"
+                raise ApiError(400, f"{name}: must be a JSON {what}, got {str(raw)[:40]!r}")
+
+
+def images_requested(fields: dict[str, Any]) -> int:
+    prompts = str(fields.get("prompt", "")).count("|") + 1
+    return prompts * int(fields.get("num_images_per_prompt", 1))
+
+
 def require(spec: PipelineSpec, fields: dict[str, Any]) -> None:
     for name in spec.required:
         if not fields.get(name):
@@ -142,8 +215,10 @@ def audio_seconds(data: bytes) -> float:
     try:
         with wave.open(io.BytesIO(data), "rb") as audio:
             return audio.getnframes() / float(audio.getframerate())
-    except (wave.Error, EOFError, struct.error):
-        return 1.0
+    except (wave.Error, EOFError, struct.error, ValueError, ZeroDivisionError):
+        return (
+            1.0  # a header the wave module cannot read (a frame rate of 0, say): the runner's decoder decides
+        )
 
 
 def answer(
@@ -154,8 +229,7 @@ def answer(
     seed = seed if isinstance(seed, int) else state.rng.randrange(2**32)
     name = spec.name
     if name in ("text-to-image", "image-to-image"):
-        prompts = str(fields.get("prompt", "")).count("|") + 1
-        count = prompts * int(fields.get("num_images_per_prompt", 1))
+        count = images_requested(fields)  # at most MAX_IMAGES: check_ranges refused more
         return {"images": [media(seed, i, f"data:image/png;base64,{PIXEL_PNG}") for i in range(count)]}
     if name == "upscale":
         return {"images": [media(seed, 0, f"data:image/png;base64,{PIXEL_PNG}")]}
@@ -190,6 +264,7 @@ def register_pipelines(app: FastAPI, state: TargetState, limit: int, guarded: Gu
     async def run(request: Request, spec: PipelineSpec) -> Any:
         fields, upload = await read_request(request, spec, limit)
         require(spec, fields)
+        check_ranges(spec, fields)
         if spec.name == "image-to-video" and request.headers.get("prefer", "").lower() == "respond-async":
             return submit_job(spec, fields, upload)
         await state.work(spec.name)
@@ -198,6 +273,8 @@ def register_pipelines(app: FastAPI, state: TargetState, limit: int, guarded: Gu
 
     def submit_job(spec: PipelineSpec, fields: dict[str, Any], upload: bytes | None) -> JSONResponse:
         state.jobs.expire()
+        if len(state.jobs.results) >= MAX_ASYNC_JOBS:
+            raise CapacityExceeded  # the gateway's 503 "Service Unavailable Error"
         job_id = uuid.uuid4().hex
         state.jobs.results[job_id] = (time.monotonic(), None)
 
@@ -230,12 +307,14 @@ def register_pipelines(app: FastAPI, state: TargetState, limit: int, guarded: Gu
 
     @guarded("/image-to-video/result")
     async def job_result(request: Request) -> Response:
-        body = await read_body(request, limit)
+        body = await read_body(request, json_limit(limit))
         try:
-            request_id = json.loads(body)["request_id"]
-        except (ValueError, KeyError, TypeError):
+            request_id = json_object(body)["request_id"]
+        except (ApiError, KeyError):
             raise ApiError(400, "request_id is required") from None
-        entry = state.jobs.results.get(str(request_id))
+        if not isinstance(request_id, str):
+            raise ApiError(400, "invalid request_id")
+        entry = state.jobs.results.get(request_id)
         if entry is None:
             raise ApiError(400, "invalid request_id")
         if entry[1] is None:

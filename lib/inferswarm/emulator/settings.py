@@ -9,18 +9,21 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from inferswarm.config import ConfigError, read_yaml, validation_error
-from inferswarm.strict import StrictModel
+from inferswarm.config import ConfigError, RunConfig, read_yaml, validation_error
+from inferswarm.config.errors import looks_like_other_kind
+from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
+
+MAX_MS = MAX_TIMEOUT_S * 1000.0
 
 
 class ServiceTime(StrictModel):
     """How long one request occupies a GPU slot."""
 
     distribution: Literal["fixed", "exponential", "lognormal", "uniform"] = "lognormal"
-    mean_ms: float = Field(default=200.0, ge=0)
-    cv: float = Field(default=0.25, ge=0)
+    mean_ms: float = Field(default=200.0, ge=0, le=MAX_MS)
+    cv: float = Field(default=0.25, ge=0, le=100)
     """Coefficient of variation (stddev / mean), for lognormal."""
-    spread_ms: float = Field(default=0.0, ge=0)
+    spread_ms: float = Field(default=0.0, ge=0, le=MAX_MS)
     """Half-width, for uniform: mean ± spread."""
 
     @model_validator(mode="after")
@@ -51,11 +54,11 @@ class CapabilitySettings(StrictModel):
     error_rate: float = Field(default=0.0, ge=0, le=1)
     """Share of requests answered 500 "Internal Server Error" (after their service time)."""
     # LLM streams
-    ttft_ms: float = Field(default=80.0, ge=0)
+    ttft_ms: float = Field(default=80.0, ge=0, le=MAX_MS)
     """Time to the first token, from the moment a slot is free."""
-    token_delay_ms: float = Field(default=10.0, ge=0)
+    token_delay_ms: float = Field(default=10.0, ge=0, le=MAX_MS)
     """Time between consecutive tokens."""
-    output_tokens: int = Field(default=24, ge=1)
+    output_tokens: int = Field(default=24, ge=1, le=100_000)
     """Tokens per answer (fewer when the request's max_tokens is lower)."""
     sse_done: bool = False
     """`/llm` only: end streams with `data: [DONE]` like the ai-runner (the gateway sends none).
@@ -102,7 +105,7 @@ BYOC_ROUTES = ("text-to-image", "prompt-enhance", "gpu-check", "agent-net")
 class ByocSettings(StrictModel):
     """The emulated BYOC network: registered capability -> the worker routes its container serves."""
 
-    capabilities: dict[str, list[str]] = Field(default_factory=_default_byoc)
+    capabilities: dict[str, list[str]] = Field(default_factory=_default_byoc, max_length=1000)
     empty_200_on_failure: bool = True
     """Answer an empty 200 when no orchestrator can take the job, as the gateway does (else 503 text)."""
 
@@ -117,18 +120,18 @@ class ByocSettings(StrictModel):
 
 
 class TargetSettings(StrictModel):
-    slots: int = Field(default=4, ge=1)
+    slots: int = Field(default=4, ge=1, le=100_000)
     """Requests the simulated GPU runs at once."""
-    queue_depth: int = Field(default=8, ge=0)
+    queue_depth: int = Field(default=8, ge=0, le=1_000_000)
     """Requests allowed to wait for a slot; beyond slots + queue_depth the target answers 503."""
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
-    seed: int | None = 0
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024**3)
+    seed: int | None = Field(default=0, ge=-(2**63), le=2**63 - 1)
     """Seed for service-time sampling; null for a different sequence each start."""
     auth_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     """When set, POST routes require `Authorization: Bearer <value of this env var>` (else 401)."""
     capabilities: dict[str, CapabilitySettings] = Field(default_factory=_default_capabilities)
     byoc: ByocSettings = Field(default_factory=ByocSettings)
-    async_job_ttl_s: float = Field(default=600.0, gt=0)
+    async_job_ttl_s: float = Field(default=600.0, gt=0, le=MAX_RUN_S)
     """How long a finished async job's result stays fetchable."""
 
     @field_validator("capabilities")
@@ -155,4 +158,11 @@ def load_target_settings(path: str | Path | None) -> TargetSettings:
     try:
         return TargetSettings.model_validate(data)
     except ValidationError as exc:
+        if looks_like_other_kind(data, TargetSettings, RunConfig):
+            raise ConfigError(
+                file,
+                "",
+                "this looks like a run config (for `inferswarm run` or `inferswarm validate`), "
+                "not reference-target settings",
+            ) from None
         raise validation_error(exc, TargetSettings, data, file) from None

@@ -13,10 +13,11 @@ import difflib
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from inferswarm.load.base import CyclePlan, LoadContext, LoadKind, Stage, Wait
 from inferswarm.load.registry import register_load
+from inferswarm.strict import MAX_RUN_S
 
 # Users start this fast, so one cycle's requests really are in flight together.
 CYCLE_SPAWN_RATE = 100.0
@@ -59,12 +60,19 @@ class CycleLoad(LoadKind):
     shape: Literal["cycle"]
     packets: int = Field(ge=1, le=10_000)
     """x: requests per cycle, sent concurrently."""
-    capabilities: list[str] = Field(default_factory=list)
+    capabilities: list[str] = Field(default_factory=list, max_length=1000)
     """y: the capabilities a cycle spreads its requests over (round-robin); default: all of them."""
-    interval_s: float = Field(gt=0)
+    interval_s: float = Field(gt=0, le=MAX_RUN_S)
     """z: seconds from the start of one cycle to the start of the next."""
-    cycles: int = Field(default=10, ge=1)
+    cycles: int = Field(default=10, ge=1, le=10_000_000)
     """How many cycles to run; the run ends after the last one's requests are answered."""
+
+    @model_validator(mode="after")
+    def _bounded_total(self) -> CycleLoad:
+        total_s = self.cycles * self.interval_s
+        if total_s > MAX_RUN_S:
+            raise ValueError(f"cycles x interval_s is {total_s:g} s; at most {MAX_RUN_S:g} s (7 days)")
+        return self
 
     def cycle_plan(self, context: LoadContext) -> CyclePlan:
         names = self.capabilities or list(context.capabilities)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -9,6 +10,7 @@ from pydantic import Field, model_validator
 from inferswarm.load.base import LoadContext, Stage
 from inferswarm.load.paced import PerUserRate
 from inferswarm.load.registry import register_load
+from inferswarm.strict import MAX_RUN_S, MAX_SPAWN_RATE, MAX_STAGES, MAX_USERS
 
 
 @register_load
@@ -16,18 +18,26 @@ class RampLoad(PerUserRate):
     """Steps of users, each held for the same time, so the report can find where throughput stops rising."""
 
     shape: Literal["ramp"]
-    step_users: int = Field(ge=1)
-    step_duration_s: float = Field(gt=0)
-    max_users: int = Field(ge=1)
-    hold_s: float = Field(default=0.0, ge=0)
+    step_users: int = Field(ge=1, le=MAX_USERS)
+    step_duration_s: float = Field(gt=0, le=MAX_RUN_S)
+    max_users: int = Field(ge=1, le=MAX_USERS)
+    hold_s: float = Field(default=0.0, ge=0, le=MAX_RUN_S)
     """Extra time at `max_users` after the last step."""
-    spawn_rate: float | None = Field(default=None, gt=0)
+    spawn_rate: float | None = Field(default=None, gt=0, le=MAX_SPAWN_RATE)
     """Users started per second within a step; default: the whole step at once (step_users per second)."""
 
     @model_validator(mode="after")
     def _max_covers_step(self) -> RampLoad:
         if self.max_users < self.step_users:
             raise ValueError(f"max_users ({self.max_users}) must be >= step_users ({self.step_users})")
+        steps = math.ceil(self.max_users / self.step_users)
+        if steps > MAX_STAGES:
+            raise ValueError(
+                f"max_users / step_users makes {steps} steps; at most {MAX_STAGES} (raise step_users)"
+            )
+        total_s = steps * self.step_duration_s + self.hold_s
+        if total_s > MAX_RUN_S:
+            raise ValueError(f"the ramp lasts {total_s:g} s; at most {MAX_RUN_S:g} s (7 days)")
         return self
 
     def plan(self, context: LoadContext | None = None) -> list[Stage]:

@@ -4,26 +4,34 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from inferswarm.load.base import LoadContext, Stage
 from inferswarm.load.paced import PerUserRate
 from inferswarm.load.registry import register_load
-from inferswarm.strict import StrictModel
+from inferswarm.strict import MAX_RUN_S, MAX_SPAWN_RATE, MAX_STAGES, MAX_USERS, StrictModel
 
 
 class StageSpec(StrictModel):
-    duration_s: float = Field(gt=0)
-    users: int = Field(ge=0)
-    spawn_rate: float | None = Field(default=None, gt=0)
+    duration_s: float = Field(gt=0, le=MAX_RUN_S)
+    users: int = Field(ge=0, le=MAX_USERS)
+    spawn_rate: float | None = Field(default=None, gt=0, le=MAX_SPAWN_RATE)
     """Users started or stopped per second; default: reach `users` within one second."""
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=128)
 
 
 @register_load
 class StagesLoad(PerUserRate):
     shape: Literal["stages"]
-    stages: list[StageSpec] = Field(min_length=1)
+    stages: list[StageSpec] = Field(min_length=1, max_length=MAX_STAGES)
+
+    @field_validator("stages")
+    @classmethod
+    def _bounded_total(cls, stages: list[StageSpec]) -> list[StageSpec]:
+        total_s = sum(spec.duration_s for spec in stages)
+        if total_s > MAX_RUN_S:
+            raise ValueError(f"the stages last {total_s:g} s; at most {MAX_RUN_S:g} s (7 days)")
+        return stages
 
     def plan(self, context: LoadContext | None = None) -> list[Stage]:
         stages: list[Stage] = []

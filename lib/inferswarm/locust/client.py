@@ -7,7 +7,12 @@ Three flows, chosen by what the capability's protocol says, never by its kind:
 - submit then poll: when `Protocol.poll` turns the first answer into a `Poll`, the client polls until
   the protocol's judge says done; submit to answer is one request in the statistics.
 
-One deadline (`request_timeout_s`) covers connect, headers, body, stream and polls. The hot path is
+One deadline (`request_timeout_s`) covers connect, headers, body, stream and polls; a request cut by it is
+a `timeout` failure with status 0 (no complete answer), whatever flow it was in. Bodies and streams are read
+up to `max_body_bytes` (`bad_body: too large` beyond, the connection closed, never buffered whole); a
+body shorter than its `Content-Length`, or a chunked one cut before its last chunk, is
+`bad_body: truncated`. Failure messages and escaping exceptions have every secret header value masked
+(`inferswarm.secrets.Scrubber`) before anything stores or prints them. The hot path is
 kept lean on purpose (a load generator must not be the bottleneck): the URL and headers are built once,
 and the request event is fired directly rather than through the
 session's response context manager. `bench/user_overhead.py` measures it against a bare FastHttpUser.
@@ -16,10 +21,13 @@ session's response context manager. `bench/user_overhead.py` measures it against
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import traceback
+import zlib
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import gevent
+from geventhttpclient.response import HTTPParseError
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
@@ -37,6 +45,7 @@ from inferswarm.protocols import (
 )
 from inferswarm.protocols.llm_stream import Dialect, StreamRecord
 from inferswarm.protocols.sse import SseParser
+from inferswarm.secrets import Scrubber
 
 Outcome = tuple[RequestFailure | None, int, int, float]
 """(failure or None, HTTP status, bytes received, response time in ms)"""
@@ -45,6 +54,16 @@ _BROKEN_CONNECTION = frozenset({FailureCategory.TIMEOUT, FailureCategory.CONNECT
 
 # What Locust's session adds to every request unless the caller set it; kept so numbers stay comparable.
 DEFAULT_ACCEPT_ENCODING = "gzip, deflate, br"
+
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""`target.max_response_bytes`'s default."""
+READ_BLOCK_BYTES = 64 * 1024
+"""How much of a body of unknown length is read at a time (what it may overshoot the cap by in memory)."""
+TRUNCATED = "truncated"
+TOO_LARGE = "too large"
+EVERY_STATUS = frozenset(range(100, 600))
+"""Statuses the session hands back as answers. Its default treats 4xx/5xx as errors and reads their whole
+body, without a bound, into a debug log; here every body is read by `_read_body`, within the cap."""
 
 
 def _status(response: Any) -> int:
@@ -82,8 +101,11 @@ class CapabilityClient:
         prepared: PreparedRequest,
         timeout_s: float,
         base_url: str,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        secrets: Iterable[str] = (),
     ) -> None:
         self.session = session
+        cast(Any, session.client).valid_response_codes = EVERY_STATUS
         self.environment = environment
         self.capability = capability
         self.protocol = protocol
@@ -101,6 +123,8 @@ class CapabilityClient:
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
         self._fire: Callable[..., None] = environment.events.request.fire
         self._ok_name = derived.entry_name(self.name, derived.OK)
+        self.max_body_bytes = max_body_bytes
+        self._scrub = Scrubber(secrets)
 
     def send(self, slot: int | None = None) -> bool:
         """Send once and fire the request event; True when the response counted as a success."""
@@ -126,12 +150,21 @@ class CapabilityClient:
                 failure, status, length, elapsed_ms = self._stream(response, status, started)
             else:
                 failure, status, length, elapsed_ms = self._whole(response, status, started)
+        except Exception as exc:
+            if self._scrub:
+                self._raise_scrubbed(exc)
+            raise
         finally:
             deadline.close()
-        if failure is not None and failure.category in _BROKEN_CONNECTION:
-            # A connection cut mid-request may still carry the late answer; reusing it would hand that
-            # answer (or a RetriesExceeded) to this user's next request. Start from fresh connections.
-            self.session.client.close()
+        if failure is not None:
+            if failure.category in _BROKEN_CONNECTION:
+                # A connection cut mid-request may still carry the late answer; reusing it would hand that
+                # answer (or a RetriesExceeded) to this user's next request. Start from fresh connections.
+                self.session.client.close()
+                if failure.category is FailureCategory.TIMEOUT:
+                    status = 0  # no complete answer in time: never counted as the status it began with
+            if self._scrub:
+                failure = _scrubbed(failure, self._scrub)
         if failure is None:
             # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
             self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
@@ -153,17 +186,13 @@ class CapabilityClient:
     def _whole(
         self, response: Any, status: int, started: float
     ) -> tuple[RequestFailure | None, int, int, float]:
-        try:
-            body = response.content or b""
-        except TimeoutError as exc:
-            return RequestFailure(FailureCategory.TIMEOUT, type(exc).__name__), status, 0, _ms(started)
-        except OSError as exc:  # the connection broke while the body was read
-            return (
-                RequestFailure(FailureCategory.CONNECTION_ERROR, type(exc).__name__),
-                status,
-                0,
-                _ms(started),
-            )
+        body, problem = self._read_body(response)
+        if problem is not None:
+            if problem.category is FailureCategory.BAD_BODY and status not in self.capability.success.status:
+                # an error status is the answer, whatever became of its body
+                view = ResponseView(status=status, content_type=_content_type(response))
+                problem = self.protocol.classify(self.capability, view) or problem
+            return problem, status, len(body), _ms(started)
         elapsed_ms = _ms(started)
         view = ResponseView(status=status, content_type=_content_type(response), body=body)
         if self.polls:
@@ -174,6 +203,48 @@ class CapabilityClient:
                 failure, status = self._poll(poll, started)
                 return failure, status, len(body), _ms(started)
         return self.protocol.classify(self.capability, view), status, len(body), elapsed_ms
+
+    def _read_body(self, response: Any) -> tuple[bytes, RequestFailure | None]:
+        """The whole body, decoded; or what was read and why it is not a body (cut short, too large, the
+        deadline). Never holds more than `max_body_bytes` (plus one read block)."""
+        raw = response._response
+        cap = self.max_body_bytes
+        if raw._sock is None and not raw.message_complete:
+            # The client let go of the connection after the headers (an error status): what came with
+            # the headers is all there is, enough for the server's message.
+            decoded = _decoded(raw.read(), response.headers, cap)
+            return (decoded if isinstance(decoded, bytes) else b""), None
+        try:
+            declared = raw.content_length
+            if declared is not None and declared > cap:
+                raw.release()  # unfinished: the connection is closed, not reused
+                return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+            body = raw.read() if declared is not None else _read_capped(raw, cap)
+            if body is None:
+                return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+            if declared is not None and len(body) != declared:
+                return body, RequestFailure(FailureCategory.BAD_BODY, TRUNCATED)
+        except TimeoutError as exc:
+            return b"", RequestFailure(FailureCategory.TIMEOUT, type(exc).__name__)
+        except HTTPParseError as exc:
+            return b"", _parse_failure(exc)
+        except OSError as exc:  # the connection broke while the body was read
+            return b"", RequestFailure(FailureCategory.CONNECTION_ERROR, type(exc).__name__)
+        except ValueError:  # a Content-Length that is not a number
+            raw.release()
+            return b"", RequestFailure(FailureCategory.BAD_BODY, "bad Content-Length")
+        decoded = _decoded(body, response.headers, cap)
+        if decoded is None:
+            return body, RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+        if isinstance(decoded, RequestFailure):
+            return body, decoded
+        return decoded, None
+
+    def _raise_scrubbed(self, exc: Exception) -> None:
+        """An unexpected exception is logged by Locust with its text and traceback: never with a secret."""
+        text = "".join(traceback.format_exception(exc))
+        if self._scrub(text) != text:
+            raise RuntimeError(self._scrub(f"{type(exc).__name__}: {exc}")) from None
 
     # -- submit, then poll ---------------------------------------------------------------------------------
     def _poll(self, poll: Poll, started: float) -> tuple[RequestFailure | None, int]:
@@ -191,15 +262,15 @@ class CapabilityClient:
                     request.method, url, payload=request.body, headers=dict(request.headers)
                 )
                 status = _status(answer)
-                view = (
-                    ResponseView(
-                        status=status, content_type=_content_type(answer), body=answer.content or b""
-                    )
-                    if status
-                    else ResponseView(
+                if status:
+                    body, problem = self._read_body(answer)
+                    if problem is not None:
+                        return problem, status
+                    view = ResponseView(status=status, content_type=_content_type(answer), body=body)
+                else:
+                    view = ResponseView(
                         status=0, error=_cause(getattr(answer, "error", None) or ConnectionError())
                     )
-                )
                 verdict = poll.judge(view)
                 if verdict is not PENDING:
                     return cast(RequestFailure | None, verdict), status
@@ -212,7 +283,11 @@ class CapabilityClient:
         self, response: Any, status: int, started: float
     ) -> tuple[RequestFailure | None, int, int, float]:
         # An error status's (short) body is read so its message is kept.
-        body = b"" if status == 200 else _read_rest(response)
+        body = b""
+        if status != 200:
+            body, unread = self._read_body(response)
+            if unread is not None and unread.category is FailureCategory.TIMEOUT:
+                return unread, status, len(body), _ms(started)
         view = ResponseView(status=status, content_type=_content_type(response), body=body)
         failure = self.protocol.classify(self.capability, view)
         if failure is not None:
@@ -220,16 +295,22 @@ class CapabilityClient:
         assert self.dialect is not None
         record = StreamRecord(started_s=started, dialect=self.dialect)
         parser = SseParser()
-        raw = response._response  # geventhttpclient's response: readline returns each line as it lands
+        raw = response._response  # geventhttpclient's response, read as its bytes land
         received = 0
+        cap = self.max_body_bytes
         try:
             while True:
-                line = raw.readline(b"\n")
-                if not line:
+                piece = _next_piece(raw)
+                if not piece:
                     break
-                received += len(line)
+                received += len(piece)
+                if received > cap:
+                    raw.release()  # unfinished: the connection is closed, not reused
+                    record.on_end(time.perf_counter())
+                    failure = RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+                    return failure, status, received, record.e2e_ms
                 now = time.perf_counter()
-                for event in parser.feed(line):
+                for event in parser.feed(piece):
                     record.on_event(event.data, now)
             for event in parser.close():
                 record.on_event(event.data, time.perf_counter())
@@ -241,6 +322,9 @@ class CapabilityClient:
                 received,
                 record.e2e_ms,
             )
+        except HTTPParseError as exc:  # the body ended before its last chunk, or is not HTTP
+            record.on_end(time.perf_counter())
+            return _parse_failure(exc), status, received, record.e2e_ms
         except Exception as exc:  # the connection broke mid-stream
             record.on_end(time.perf_counter())
             failure = RequestFailure(FailureCategory.CONNECTION_ERROR, f"stream broken: {type(exc).__name__}")
@@ -258,11 +342,104 @@ def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
 
 
-def _read_rest(response: Any) -> bytes:
+def _scrubbed(failure: RequestFailure, scrub: Scrubber) -> RequestFailure:
+    detail = scrub(failure.detail)
+    return failure if detail == failure.detail else RequestFailure(failure.category, detail)
+
+
+def _too_large(cap: int) -> str:
+    return f"{TOO_LARGE} (over {cap} bytes)"
+
+
+def _parse_failure(exc: HTTPParseError) -> RequestFailure:
+    """geventhttpclient's parser at the end of the connection: "Incomplete response." when the body ended
+    before its declared length or its last chunk."""
+    text = str(exc)
+    if "Incomplete" in text or "connection closed" in text:
+        return RequestFailure(FailureCategory.BAD_BODY, TRUNCATED)
+    return RequestFailure(FailureCategory.BAD_BODY, f"malformed HTTP body ({type(exc).__name__})")
+
+
+def _read_capped(raw: Any, cap: int) -> bytes | None:
+    """A body of unknown length (chunked, or up to the close), read a block at a time; None beyond `cap`
+    (the connection is then closed)."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = raw.read(READ_BLOCK_BYTES)
+        if not piece:
+            return b"".join(pieces)
+        size += len(piece)
+        if size > cap:
+            raw.release()  # unfinished: the connection is closed, not reused
+            return None
+        pieces.append(piece)
+
+
+def _next_piece(raw: Any) -> bytes:
+    """What has arrived of a streamed body since the last call, waiting for the next bytes; b"" at its end.
+
+    geventhttpclient's `readline` would buffer a line of any length; this holds at most one socket read."""
+    buffer = raw._body_buffer
+    while not buffer:
+        if raw.message_complete:
+            return b""
+        sock = raw._sock
+        if sock is None:
+            raise HTTPParseError("connection closed")
+        try:
+            data = sock.recv(raw.block_size)
+            raw.feed(data)  # at the end of the connection: completes the body, or raises if it was cut
+            if not data and not raw.message_complete:
+                raise HTTPParseError("connection closed")  # never spin on a closed socket
+        except BaseException:
+            raw.release()
+            raise
+    piece = bytes(buffer)
+    del buffer[:]
+    return piece
+
+
+def _decoded(body: bytes, headers: Any, cap: int) -> bytes | RequestFailure | None:
+    """The body without its Content-Encoding (Locust asks for gzip, deflate and br), at most `cap` bytes
+    decoded (None beyond: a small compressed body may inflate to any size)."""
+    coding = headers.get("content-encoding") if headers else None
+    if not coding:
+        return body
+    if isinstance(coding, list):
+        coding = coding[0]
+    coding = coding.strip().lower()
     try:
-        return bytes(response.content or b"")
-    except Exception:
-        return b""
+        if coding in ("gzip", "x-gzip"):
+            return _inflate(body, 16 + zlib.MAX_WBITS, cap)
+        if coding == "deflate":
+            try:
+                return _inflate(body, zlib.MAX_WBITS, cap)
+            except zlib.error:  # raw deflate, as some servers send it
+                return _inflate(body, -zlib.MAX_WBITS, cap)
+        if coding == "br":
+            return _unbrotli(body, cap)
+        if coding == "identity":
+            return body
+    except Exception:  # zlib.error, brotli.error
+        return RequestFailure(FailureCategory.BAD_BODY, f"undecodable {coding} body")
+    return RequestFailure(FailureCategory.BAD_BODY, f"unsupported content-encoding {coding[:20]!r}")
+
+
+def _inflate(body: bytes, wbits: int, cap: int) -> bytes | None:
+    inflater = zlib.decompressobj(wbits)
+    out = inflater.decompress(body, cap + 1)
+    if len(out) > cap or inflater.unconsumed_tail:
+        return None
+    out += inflater.flush()
+    return out if len(out) <= cap else None
+
+
+def _unbrotli(body: bytes, cap: int) -> bytes | None:
+    import brotli  # type: ignore[import-untyped]  # geventhttpclient's dependency; only a br body needs it
+
+    out = cast(bytes, brotli.Decompressor().process(body, output_buffer_limit=cap + 1))
+    return out if len(out) <= cap else None
 
 
 def _cause(error: BaseException) -> BaseException:

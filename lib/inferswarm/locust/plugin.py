@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -32,8 +31,10 @@ from inferswarm.config import (
     with_extra_agents,
     with_load_override,
 )
+from inferswarm.config.errors import unknown_name
 from inferswarm.locust import csv_patch
 from inferswarm.locust.distributed import MASTER_TIMEOUT_S, MasterWatch, WorkerRegistry
+from inferswarm.locust.lifeline import StopCause
 from inferswarm.locust.listeners.cycles import CycleLedger, CycleReporter
 from inferswarm.locust.listeners.run_record import RunRecorder
 from inferswarm.locust.listeners.status_codes import StatusCodes
@@ -70,6 +71,7 @@ class WorkerRoot:
     """A worker process: counts and samples locally, ships to the master, leaves when it goes silent."""
 
     def __init__(self, environment: Environment, config: RunConfig, master_timeout_s: float) -> None:
+        StopCause().install()
         self.status_codes = StatusCodes(environment)
         self.cycles = CycleLedger(environment) if config.load.records_slots else None
         MasterWatch(environment, config, master_timeout_s).start()
@@ -87,8 +89,10 @@ class OwnerRoot:
         self.config = config
         stats.CSV_STATS_FLUSH_INTERVAL_SEC = CSV_FLUSH_INTERVAL_S
         # Headless Locust installs its SIGTERM handler only after a shape has finished, so a SIGTERM
-        # mid-run would kill it without final CSVs. Until then, treat SIGTERM exactly like Ctrl+C.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        # mid-run would kill it without final CSVs. Until then, SIGTERM and SIGHUP stop it exactly like
+        # Ctrl+C; a second signal is ignored while the files are written; a lost parent stops it too.
+        self.stop = StopCause()
+        self.stop.install()
 
         if options.csv_prefix:
             files = RunFiles(Path(options.csv_prefix).parent, Path(options.csv_prefix).name)
@@ -180,7 +184,7 @@ class OwnerRoot:
             }
         if self.workers is not None:
             extra["workers"] = self.workers.summary()
-        self.run.end(self.shape is None or self.shape.completed, exit_code, **extra)
+        self.run.end(self.shape is None or self.shape.completed, exit_code, **extra, **self.stop.fields())
 
 
 class Plugin:
@@ -231,6 +235,17 @@ def capability_info(config: RunConfig) -> dict[str, dict[str, Any]]:
     return info
 
 
+def requested_user_classes(argv: list[str]) -> list[str]:
+    """The user classes named on Locust's command line (checked here: Locust's own check ends in an
+    exit code of 1 after the run directory exists, with no hint)."""
+    if {"-h", "--help", "-V", "--version"} & set(argv):
+        return []
+    from locust.argument_parser import get_parser
+
+    options, _ = get_parser().parse_known_args(argv)
+    return list(options.user_classes or [])
+
+
 def bootstrap(namespace: dict[str, Any]) -> Plugin:
     """Populate a locustfile's namespace from the run config; exit 2 with one line on a bad config."""
     path = config_path_from(sys.argv[1:], os.environ)
@@ -251,5 +266,9 @@ def bootstrap(namespace: dict[str, Any]) -> Plugin:
     plugin = Plugin(config, secrets)
     csv_patch.install()
     events.init_command_line_parser.add_listener(plugin.add_arguments)
+    names = [c.name for c in config.capabilities]
+    for name in requested_user_classes(sys.argv[1:]):
+        if name not in names:
+            fail(unknown_name(config.source, "user classes after --", "capability", name, names).one_line())
     events.init.add_listener(plugin.on_init)
     return plugin

@@ -17,7 +17,7 @@ from locust.exception import StopUser
 
 from inferswarm.config import RunConfig
 from inferswarm.load import LoadKind, Pacer
-from inferswarm.locust.client import CapabilityClient
+from inferswarm.locust.client import DEFAULT_MAX_BODY_BYTES, CapabilityClient
 from inferswarm.locust.outcome import slots_skipped
 from inferswarm.protocols import CapabilityBase, PreparedRequest, Protocol, protocol_for
 
@@ -31,6 +31,9 @@ class CapabilityUser(FastHttpUser):
     prepared: ClassVar[PreparedRequest]
     load: ClassVar[LoadKind]
     request_timeout_s: ClassVar[float] = 60.0
+    max_response_bytes: ClassVar[int] = DEFAULT_MAX_BODY_BYTES
+    secret_values: ClassVar[tuple[str, ...]] = ()
+    """The resolved `secret_headers` values: masked in failure messages (a server may echo them)."""
     tracks_slots: ClassVar[bool] = False
 
     def __init__(self, environment: Environment) -> None:
@@ -44,6 +47,8 @@ class CapabilityUser(FastHttpUser):
             self.prepared,
             self.request_timeout_s,
             self.client.base_url or "",
+            max_body_bytes=self.max_response_bytes,
+            secrets=self.secret_values,
         )
 
     def on_start(self) -> None:
@@ -99,6 +104,8 @@ def build_user_classes(config: RunConfig, secret_headers: Mapping[str, str]) -> 
             "load": load,
             "tracks_slots": load.records_slots,
             "request_timeout_s": timeout,
+            "max_response_bytes": config.target.max_response_bytes,
+            "secret_values": tuple(secret_headers.values()),
             "network_timeout": timeout,
             "connection_timeout": config.target.connect_timeout_s,
             "tasks": [_make_task(capability)],

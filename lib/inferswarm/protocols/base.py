@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import Field, field_validator
 
 from inferswarm.secrets import refuse_literal_credentials
-from inferswarm.strict import StrictModel, literal_tag
+from inferswarm.strict import MAX_TIMEOUT_S, MAX_WEIGHT, StrictModel, literal_tag
 
 
 class FailureCategory(StrEnum):
@@ -74,10 +74,10 @@ class CapabilityBase(StrictModel):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
     path: str = Field(pattern=r"^/")
     headers: dict[str, str] = Field(default_factory=dict)
-    weight: int = Field(default=1, ge=1)
+    weight: int = Field(default=1, ge=1, le=MAX_WEIGHT)
     tags: list[str] = Field(default_factory=list)
     success: SuccessCriteria = Field(default_factory=SuccessCriteria)
-    request_timeout_s: float | None = Field(default=None, gt=0)
+    request_timeout_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
     """Overrides the target's request timeout for this capability."""
 
     _no_literal_secrets = field_validator("headers")(refuse_literal_credentials)

@@ -31,6 +31,7 @@ from inferswarm.protocols.base import (
     classify_http_error,
     register_protocol,
 )
+from inferswarm.strict import MAX_TIMEOUT_S
 
 HEADER = "Livepeer"
 # 400 texts of the gateway that mean "nobody can serve this capability right now".
@@ -48,7 +49,7 @@ class ByocCapability(CapabilityBase):
     """The job's `request` object (sent as a JSON string)."""
     parameters: dict[str, Any] = Field(default_factory=dict)
     """The job's `parameters` object (sent as a JSON string), e.g. `{"orchestrators": {"exclude": [...]}}`."""
-    timeout_seconds: int = Field(default=30, ge=1)
+    timeout_seconds: int = Field(default=30, ge=1, le=int(MAX_TIMEOUT_S))
     orch_search_timeout: str | None = Field(default=None, pattern=r"^[0-9.]+(ms|s|m)$")
     """`Livepeer-Orch-Search-Timeout` (a Go duration such as `1s`)."""
 

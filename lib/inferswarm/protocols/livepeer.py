@@ -38,6 +38,7 @@ from inferswarm.protocols.base import (
     register_protocol,
 )
 from inferswarm.protocols.multipart import encode_multipart, form_value
+from inferswarm.strict import MAX_TIMEOUT_S
 
 Pipeline = Literal[
     "text-to-image",
@@ -335,7 +336,7 @@ class LivepeerCapability(CapabilityBase):
     """The pipeline's file field (`image` or `audio`) -> asset path relative to `assets_dir`."""
     async_mode: bool = False
     """image-to-video only: send `Prefer: respond-async` and poll `<path>/result` until the job is done."""
-    poll_interval_s: float = Field(default=0.5, gt=0)
+    poll_interval_s: float = Field(default=0.5, ge=0.01, le=MAX_TIMEOUT_S)
 
     @model_validator(mode="before")
     @classmethod

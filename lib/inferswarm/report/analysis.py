@@ -12,7 +12,7 @@ is its value in that column of the stages CSV (users for every built-in kind).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,7 +21,7 @@ import pandas as pd
 from pydantic import BaseModel, JsonValue, ValidationError
 
 from inferswarm.config import ReportConfig, SaturationRule
-from inferswarm.derived import is_derived
+from inferswarm.derived import OK, is_derived, split_entry
 from inferswarm.load import USERS_AXIS, StepAxis, step_axis_of
 from inferswarm.report.load import JsonObject, RunData
 from inferswarm.report.pipelines import pipeline_figures
@@ -33,6 +33,7 @@ from inferswarm.report.results import (
     GeneratorSaturation,
     GpuFigures,
     Inputs,
+    Measurement,
     Metadata,
     PassingStep,
     ReportSettings,
@@ -52,6 +53,28 @@ M = TypeVar("M", bound=BaseModel)
 AGGREGATED = "Aggregated"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
 HISTORY_PERCENTILES = {"p50_ms": "50%", "p90_ms": "90%", "p95_ms": "95%", "p99_ms": "99%"}
+# Locust's percentile columns in its stats CSV, as levels (for merging capabilities' percentiles)
+STATS_LEVELS = {
+    "50%": 0.5,
+    "66%": 0.66,
+    "75%": 0.75,
+    "80%": 0.8,
+    "90%": 0.9,
+    "95%": 0.95,
+    "98%": 0.98,
+    "99%": 0.99,
+    "99.9%": 0.999,
+    "99.99%": 0.9999,
+    "100%": 1.0,
+}
+MIN_STEP_REQUESTS = 10
+"""A step's measured window with fewer requests is too short to judge (it never decides the saturation
+point or the highest passing step)."""
+MIN_STEP_WINDOW_S = 2.0
+"""...and so is a window shorter than this."""
+UNREACHABLE_SHARE = 0.95
+"""At least this share of requests failing with connection errors: the target was unreachable."""
+CONNECTION_ERROR = "connection_error"
 
 
 def percentile(histogram: Iterable[tuple[float, int]], q: float) -> float | None:
@@ -87,13 +110,80 @@ def failure_category(error: str) -> str:
     return head if head and " " not in head else "other"
 
 
+def _ok_capability(name: str) -> str | None:
+    """The capability whose successful requests the entry `name` times (`<capability>:ok`), else None."""
+    split = split_entry(name)
+    return split[0] if split is not None and split[1] == OK else None
+
+
+def _value(row: Mapping[str, Any], column: str) -> float | None:
+    try:
+        value = float(row[column])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def merged_percentiles(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> dict[str, float | None]:
+    """p50_ms ... p99_ms of several entries together, from each entry's (count, stats row): each
+    entry's percentile columns are a step CDF, the entries' CDFs are weighted by their counts, and a
+    percentile is the lowest listed value where the merged CDF reaches it. Exact for one entry."""
+    curves = []
+    for n, row in rows:
+        points = [
+            (value, level)
+            for column, level in STATS_LEVELS.items()
+            if (value := _value(row, column)) is not None
+        ]
+        if n > 0 and points:
+            curves.append((n, points))
+    total = sum(n for n, _ in curves)
+    candidates = sorted({value for _, points in curves for value, _ in points})
+    out: dict[str, float | None] = dict.fromkeys(PERCENTILES)
+    if not total:
+        return out
+
+    def cdf(x: float) -> float:
+        return (
+            sum(
+                n * max((level for value, level in points if value <= x), default=0.0) for n, points in curves
+            )
+            / total
+        )
+
+    for metric, q in PERCENTILES.items():
+        out[metric] = next((x for x in candidates if cdf(x) >= q - 1e-9), candidates[-1])
+    return out
+
+
+def _latency(row: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """avg, max and percentiles of a stats row (None for each without a row or without requests)."""
+    keys = ["avg_ms", "max_ms", *HISTORY_PERCENTILES]
+    if row is None or not int(row.get("Request Count", 0) or 0):
+        return {f"{prefix}{key}": None for key in keys}
+    out = {
+        f"{prefix}avg_ms": row.get("Average Response Time"),
+        f"{prefix}max_ms": row.get("Max Response Time"),
+    }
+    out.update({f"{prefix}{metric}": row.get(column) for metric, column in HISTORY_PERCENTILES.items()})
+    return out
+
+
 def capability_summary(data: RunData) -> dict[str, CapabilitySummary]:
-    """Run totals per capability and `total`, from Locust's stats, failures and the status codes."""
+    """Run totals per capability and `total`, from Locust's stats, failures and the status codes.
+
+    Latency is of successful requests, from each capability's `<capability>:ok` entry (see
+    `inferswarm.derived.OK`); `all_*` is of all requests. A run that did not record `:ok` entries (older
+    runs, plain Locust runs) has success latency only where nothing failed (`latency_of`)."""
     out: dict[str, dict[str, Any]] = {}
     if data.stats is None:
         return {}
+    ok_rows: dict[str, dict[str, Any]] = {}
     for _, row in data.stats.iterrows():
         name = str(row["Name"])
+        capability = _ok_capability(name)
+        if capability is not None:
+            ok_rows[capability] = dict(row)
         if is_derived(name):
             continue  # LLM timings and token counts are not requests; see report.pipelines
         key = "total" if name == AGGREGATED else name
@@ -107,14 +197,39 @@ def capability_summary(data: RunData) -> dict[str, CapabilitySummary]:
             "failure_ratio": ratio,
             "rps": rps,
             "success_rps": rps * (1 - ratio) if math.isfinite(rps) else None,
-            "avg_ms": row.get("Average Response Time"),
-            "max_ms": row.get("Max Response Time"),
+            **_latency(dict(row), "all_"),
+            "failures_by_category": {},
+            "status_codes": {},
         }
-        for metric, column in HISTORY_PERCENTILES.items():
-            entry[metric] = row.get(column) if requests else None
-        entry["failures_by_category"] = {}
-        entry["status_codes"] = {}
         out[key] = entry
+    ok_logged = bool(ok_rows)
+    for key, entry in out.items():
+        if key == "total":
+            continue
+        if ok_logged:
+            entry.update(_latency(ok_rows.get(key)), latency_of="successful")
+        else:
+            entry.update(_latency_like_all(entry))
+    if "total" in out:
+        entry = out["total"]
+        if not ok_logged:
+            entry.update(_latency_like_all(entry))
+        else:
+            oks = [(int(row.get("Request Count", 0) or 0), row) for row in ok_rows.values()]
+            oks = [(n, row) for n, row in oks if n > 0]
+            if len(oks) == 1:
+                entry.update(_latency(oks[0][1]))
+            else:
+                entry.update(_latency(None))
+                if oks:
+                    means = [(n, _value(row, "Average Response Time")) for n, row in oks]
+                    known = [(n, mean) for n, mean in means if mean is not None]
+                    if known:
+                        entry["avg_ms"] = sum(n * mean for n, mean in known) / sum(n for n, _ in known)
+                    peaks = [peak for _, row in oks if (peak := _value(row, "Max Response Time")) is not None]
+                    entry["max_ms"] = max(peaks, default=None)
+                    entry.update(merged_percentiles(oks))
+            entry["latency_of"] = "successful"
 
     def count(name: str, table: str, bucket: str, n: int) -> None:
         for key in (name, "total"):  # each capability's own, and the run's
@@ -130,6 +245,13 @@ def capability_summary(data: RunData) -> dict[str, CapabilitySummary]:
         for _, row in data.status_codes.iterrows():
             count(str(row["name"]), "status_codes", str(int(row["status"])), int(row["count"]))
     return {key: CapabilitySummary.model_validate(entry) for key, entry in out.items()}
+
+
+def _latency_like_all(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Headline latency for a run without success timings: all requests' (successful ones' too when
+    nothing failed)."""
+    copied = {key.removeprefix("all_"): value for key, value in entry.items() if key.startswith("all_")}
+    return {**copied, "latency_of": "successful" if not entry["failures"] else "all"}
 
 
 def test_window(data: RunData) -> tuple[float, float] | None:
@@ -199,6 +321,8 @@ class _Window:
     max_ms: float | None
     window: tuple[float, float] | None = None
     """(start, end) epoch seconds, for windows the run recorded itself."""
+    buckets: tuple[tuple[float, int], ...] = ()
+    """The window's histogram (response time ms, count), for windows the run recorded itself."""
 
 
 def _history_step(data: RunData, start: float, end: float) -> _Window | None:
@@ -227,6 +351,20 @@ def _history_step(data: RunData, start: float, end: float) -> _Window | None:
     )
 
 
+def _histogram_window(
+    requests: int, failures: int, start: float, end: float, buckets: list[tuple[float, int]]
+) -> _Window:
+    return _Window(
+        requests=requests,
+        failures=failures,
+        seconds=max(end - start, 1e-9),
+        percentiles={metric: percentile(buckets, q) for metric, q in PERCENTILES.items()},
+        max_ms=max((ms for ms, n in buckets if n > 0), default=None),
+        window=(start, end),
+        buckets=tuple(buckets),
+    )
+
+
 def _exact_steps(data: RunData) -> dict[tuple[int, str], _Window]:
     out: dict[tuple[int, str], _Window] = {}
     if data.steps is None or data.step_latency is None:
@@ -239,29 +377,36 @@ def _exact_steps(data: RunData) -> dict[tuple[int, str], _Window]:
         if key in hist.groups:
             group = hist.get_group(key)
             buckets = list(zip(group["response_time_ms"], group["count"].astype(int), strict=True))
-        out[key] = _Window(
-            requests=int(row["requests"]),
-            failures=int(row.get("failures", 0) or 0),
-            seconds=max(end - start, 1e-9),
-            percentiles={metric: percentile(buckets, q) for metric, q in PERCENTILES.items()},
-            max_ms=max((ms for ms, n in buckets if n > 0), default=None),
-            window=(start, end),
-        )
+        requests, failures = int(row["requests"]), int(row.get("failures", 0) or 0)
+        out[key] = _histogram_window(requests, failures, start, end, buckets)
     return out
 
 
-def _rates(step: _Window) -> StepCapability:
+def _rates(step: _Window, ok: _Window | None, ok_logged: bool) -> StepCapability:
+    """`step`'s numbers; latency of its successful requests from `ok` (their own window) when the run
+    logged them (`ok_logged`; no `ok` window then means nothing succeeded), else from `step` itself
+    when nothing failed."""
     requests, failures, seconds = step.requests, step.failures, step.seconds
+    if ok_logged:
+        latency_of = "successful"
+        success = ok.percentiles if ok is not None else dict.fromkeys(PERCENTILES)
+        success_max = ok.max_ms if ok is not None else None
+    else:
+        latency_of = "successful" if not failures else "all"
+        success, success_max = step.percentiles, step.max_ms
     return StepCapability.model_validate(
         {
             "requests": requests,
             "failures": failures,
             "seconds": seconds,
-            **step.percentiles,
-            "max_ms": step.max_ms,
+            **success,
+            "max_ms": success_max,
             "rps": requests / seconds,
             "success_rps": (requests - failures) / seconds,
             "failure_ratio": failures / requests if requests else 0.0,
+            "latency_of": latency_of,
+            **{f"all_{metric}": value for metric, value in step.percentiles.items()},
+            "all_max_ms": step.max_ms,
         }
     )
 
@@ -274,12 +419,39 @@ def _level(stage: pd.Series, column: str) -> float | None:
     return level if math.isfinite(level) else None
 
 
+def _not_judged_why(completed: bool, requests: int, seconds: float) -> str | None:
+    """Why a step cannot be judged (None when it can): it did not complete, or its window is too short."""
+    if not completed:
+        return "did not complete"
+    if seconds < MIN_STEP_WINDOW_S:
+        return f"measured window {seconds:.1f} s < {MIN_STEP_WINDOW_S:g} s"
+    if requests < MIN_STEP_REQUESTS:
+        return f"{requests} requests < {MIN_STEP_REQUESTS} in the measured window"
+    return None
+
+
+def _stage_ok(exact: Mapping[tuple[int, str], _Window], index: int) -> _Window | None:
+    """The successful requests of every capability in stage `index`, their histograms added."""
+    parts = [w for (i, name), w in exact.items() if i == index and _ok_capability(name) is not None]
+    if not parts:
+        return None
+    merged: dict[float, int] = {}
+    for part in parts:
+        for ms, n in part.buckets:
+            merged[ms] = merged.get(ms, 0) + n
+    start, end = parts[0].window or (0.0, 0.0)
+    requests = sum(p.requests for p in parts)
+    return _histogram_window(requests, 0, start, end, sorted(merged.items()))
+
+
 def step_table(data: RunData, report: ReportConfig, axis: StepAxis = USERS_AXIS) -> list[StepRow]:
     """One row per recorded stage: its level on `axis`, users, window, throughput, latency, failures,
-    GPU; plus per capability. A stage without a level (an empty cell in `axis.column`) is left out."""
+    GPU; plus per capability. A stage without a level (an empty cell in `axis.column`) is left out.
+    A stage that did not complete, or whose window is too short, is marked `judged: false`."""
     if data.stages is None or data.stages.empty:
         return []
     exact = _exact_steps(data)
+    ok_logged = any(_ok_capability(name) is not None for _, name in exact)
     rows: list[StepRow] = []
     no_level = 0
     for _, stage in data.stages.sort_values("stage").iterrows():
@@ -292,9 +464,9 @@ def step_table(data: RunData, report: ReportConfig, axis: StepAxis = USERS_AXIS)
         warmup = min(report.warmup_s, (end - start) / 2)
         agg = exact.get((index, AGGREGATED))
         if agg is not None and agg.window is not None:
-            rates, window, is_exact = _rates(agg), agg.window, True
+            rates, window, is_exact = _rates(agg, _stage_ok(exact, index), ok_logged), agg.window, True
             capabilities = {
-                name: _rates(step)
+                name: _rates(step, exact.get((index, f"{name}:{OK}")), ok_logged)
                 for (i, name), step in exact.items()
                 if i == index and name != AGGREGATED and not is_derived(name)
             }
@@ -303,16 +475,20 @@ def step_table(data: RunData, report: ReportConfig, axis: StepAxis = USERS_AXIS)
             approx = _history_step(data, *window)
             if approx is None:
                 continue
-            rates, capabilities, is_exact = _rates(approx), {}, False
+            rates, capabilities, is_exact = _rates(approx, None, False), {}, False
         gpu = gpu_figures(data, window[0], window[1], rates.requests)
+        completed = str(stage.get("completed", "true")).lower() == "true"
+        why = _not_judged_why(completed, rates.requests, window[1] - window[0])
         row = {
             "stage": index,
             "name": str(stage.get("name", f"stage {index + 1}")),
             "users": int(stage["users"]),
             "level": level,
-            "completed": str(stage.get("completed", "true")).lower() == "true",
+            "completed": completed,
             **rates.model_dump(),
             "exact": is_exact,
+            "judged": why is None,
+            **({"not_judged_why": why} if why else {}),
             "capabilities": capabilities,
             "window_start_epoch_s": window[0],
             "window_end_epoch_s": window[1],
@@ -345,9 +521,12 @@ def _nan_if_none(value: float | None) -> float:
 def saturation_point(steps: list[StepRow], rule: SaturationRule, unit: str = "users") -> Saturation | None:
     """The first step where added load stops adding throughput while p95 climbs, or failures pass the
     bound; `knee` is the step before it: the highest load the target sustained. `unit` names the
-    steps' axis in the reason."""
+    steps' axis in the reason. p95 is the successful requests' (`StepRow.p95_ms`): fast failures under
+    overload must not make latency look better. Steps not judged (cut short, too short) are skipped."""
     previous: StepRow | None = None
     for step in steps:
+        if not step.judged:
+            continue  # a step cut short, or too short to tell, decides nothing
         reason = None
         if step.requests and step.failure_ratio > rule.max_failure_ratio:
             reason = f"failure ratio {step.failure_ratio:.1%} > {rule.max_failure_ratio:.1%}"
@@ -413,7 +592,7 @@ def highest_passing_step(gates: list[Gate], steps: list[StepRow]) -> PassingStep
     """The step with the highest level where every gate holds, judged on that step's own numbers."""
     best: StepRow | None = None
     for step in steps:
-        if not step.requests:
+        if not step.requests or not step.judged:
             continue
         scopes: dict[str, BaseModel] = {"total": step, **step.capabilities}
         if all(v.passed for v in judge(gates, scopes, step)) and (best is None or step.level >= best.level):
@@ -446,8 +625,24 @@ def _section(model: type[M], raw: JsonValue, what: str, notes: list[str]) -> M |
         return None
 
 
+def measurement_of(summary: Mapping[str, CapabilitySummary]) -> Measurement:
+    """Not valid when no request was recorded, or when (nearly) all requests failed with connection
+    errors: nothing answered, so there is no capacity to judge."""
+    total = summary.get("total")
+    if total is None or not total.requests:
+        return Measurement(valid=False, target_unreachable=False, why="no requests were recorded")
+    refused = total.failures_by_category.get(CONNECTION_ERROR, 0)
+    if refused >= UNREACHABLE_SHARE * total.requests:
+        why = (
+            f"target unreachable: {refused / total.requests:.1%} of {total.requests} requests failed with "
+            f"connection errors (nothing answered); no capacity verdict"
+        )
+        return Measurement(valid=False, target_unreachable=True, why=why)
+    return Measurement(valid=True, target_unreachable=False)
+
+
 def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | None = None) -> Results:
-    """results.json: inputs, summary, steps, saturation, gates, GPU figures, metadata, notes.
+    """results.json: inputs, summary, steps, saturation, gates, GPU figures, metadata, measurement, notes.
 
     `report` defaults to the run config's report section, `axis` to the run's load kind's."""
     if report is None:
@@ -470,11 +665,12 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
     given: JsonObject = {"config": data.config, "config_file": run.get("config_file")}
     inputs = _fit(Inputs, given, "run.json", data.notes)
     metadata = _fit(Metadata, {key: run.get(key) for key in Metadata.model_fields}, "run.json", data.notes)
-    saturation = saturation_point(steps, report.saturation, axis.label)
+    measurement = measurement_of(summary)
+    saturation = saturation_point(steps, report.saturation, axis.label) if measurement.valid else None
     slo = SloVerdicts(
         gates=verdicts,
         passed=all(v.passed for v in verdicts),
-        highest_passing_step=highest_passing_step(gates, steps) if gates else None,
+        highest_passing_step=highest_passing_step(gates, steps) if gates and measurement.valid else None,
     )
     pipelines = pipeline_figures(data, summary)
     generator = _section(
@@ -484,6 +680,8 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
     settings = ReportSettings(
         warmup_s=report.warmup_s,
         saturation_rule=SaturationRuleSettings.model_validate(report.saturation.model_dump()),
+        min_step_requests=MIN_STEP_REQUESTS,
+        min_step_window_s=MIN_STEP_WINDOW_S,
     )
     measured = Results(
         schema_version=SCHEMA_VERSION,
@@ -500,6 +698,7 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         generator_saturation=generator,
         workers=workers,
         report=settings,
+        measurement=measurement,
         notes=list(data.notes),
     )
     # Everything above is computed on the numbers as measured (gates and the saturation rule are judged

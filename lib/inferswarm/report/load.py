@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 from pydantic import JsonValue
@@ -53,7 +54,11 @@ def _read(
     required: list[str],
     dtype: dict[str, Any] | None = None,
     usecols: set[str] | None = None,
+    empty_is_fine: bool = False,
 ) -> pd.DataFrame | None:
+    """`PREFIX_name.csv` with `numeric` columns as numbers and rows lacking a `required` cell skipped;
+    None (with a note) when it cannot be read. `empty_is_fine`: a file without rows is no problem (the
+    failures of a run where nothing failed), so it gets no note."""
     path = data.run_dir / f"{data.prefix}_{name}.csv"
     if not path.is_file():
         data.notes.append(f"{path.name}: missing")
@@ -84,7 +89,7 @@ def _read(
     frame = frame.dropna(subset=required)
     if len(frame) < before:
         data.notes.append(f"{path.name}: {before - len(frame)} incomplete row(s) skipped (truncated or N/A)")
-    if frame.empty:
+    if frame.empty and not empty_is_fine:
         data.notes.append(f"{path.name}: no rows")
     result: pd.DataFrame = frame.reset_index(drop=True)
     return result
@@ -178,7 +183,9 @@ def load_run(run_dir: Path) -> RunData:
         ],
         ["Name", "Request Count"],
     )
-    data.failures = _read(data, "failures", ["Occurrences"], ["Name", "Error", "Occurrences"])
+    data.failures = _read(
+        data, "failures", ["Occurrences"], ["Name", "Error", "Occurrences"], empty_is_fine=True
+    )
     data.steps = _read(
         data,
         "steps",
@@ -192,5 +199,54 @@ def load_run(run_dir: Path) -> RunData:
         ["stage", "name", "response_time_ms", "count"],
     )
     data.status_codes = _read(data, "status_codes", ["status", "count"], ["name", "status", "count"])
+    data.history = _while_the_test_ran(data)
     data.telemetry = _load_telemetry(data)
     return data
+
+
+def test_spans(data: RunData) -> list[tuple[float, float]]:
+    """When a test ran: the stages' (start, end), stages less than a second apart merged (a web-UI run
+    started twice has two spans). Empty without stages."""
+    stages = data.stages
+    if stages is None or stages.empty:
+        return []
+    spans: list[tuple[float, float]] = []
+    for start, end in sorted(zip(stages["start_epoch_s"], stages["end_epoch_s"], strict=True)):
+        if spans and start <= spans[-1][1] + 1.0:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], float(end)))
+        else:
+            spans.append((float(start), float(end)))
+    return spans
+
+
+def _while_the_test_ran(data: RunData) -> pd.DataFrame | None:
+    """The history rows written while a test ran. Locust writes a row every second whether a test runs
+    or not, and after a test stops (the web UI's stop) it keeps writing the last window's rates with 0
+    users: those rows are not traffic. A row stamped `t` (whole seconds, rounded down) was written in
+    [t, t + 1), so it belongs to a span (start, end) when start - 1 < t <= end. Without stages, the rows
+    with 0 users after the last row with users are left out."""
+    history = data.history
+    if history is None or history.empty:
+        return history
+    ts = history["Timestamp"].to_numpy(dtype=float)
+    spans = test_spans(data)
+    if spans:
+        low = np.array([start - 1.0 for start, _ in spans])
+        high = np.array([end for _, end in spans])
+        index = np.searchsorted(low, ts, side="left") - 1
+        keep = (index >= 0) & (ts <= high[np.clip(index, 0, None)])
+    elif "User Count" in history:
+        users = history["User Count"].to_numpy(dtype=float)
+        busy = ts[users > 0]
+        keep = ts <= busy.max() if len(busy) else np.ones(len(ts), dtype=bool)
+    else:
+        return history
+    if keep.all():
+        return history
+    seconds = len(np.unique(ts[~keep]))
+    data.notes.append(
+        f"{data.prefix}_stats_history.csv: {seconds} s of history written while no test ran left out "
+        "(Locust repeats its last rates after a test stops: not traffic)"
+    )
+    kept: pd.DataFrame = history[keep].reset_index(drop=True)
+    return kept

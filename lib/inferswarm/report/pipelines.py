@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from inferswarm.derived import ITL, OUTPUT_TOKENS, TOKENS_PER_S, TTFT, split_entry
+from inferswarm.derived import ITL, OK, OUTPUT_TOKENS, TOKENS_PER_S, TTFT, split_entry
 from inferswarm.report.load import JsonObject, RunData, object_of
 from inferswarm.report.results import CapabilitySummary, Distribution, PipelineFigures
 
@@ -36,13 +36,14 @@ def _fact(facts: JsonObject, key: str) -> float | None:
 
 
 def _derived_rows(data: RunData) -> dict[str, dict[str, dict[str, Any]]]:
-    """capability -> metric -> that derived entry's stats row."""
+    """capability -> metric -> that derived entry's stats row (LLM timings and tokens: a capability's
+    `:ok` entry, the latency of its successful requests, is in the summary, not a pipeline figure)."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     if data.stats is None:
         return out
     for _, row in data.stats.iterrows():
         split = split_entry(str(row["Name"]))
-        if split is not None:
+        if split is not None and split[1] != OK:
             out.setdefault(split[0], {})[split[1]] = dict(row)
     return out
 

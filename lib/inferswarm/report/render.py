@@ -44,8 +44,22 @@ def _capability_rows(summary: Mapping[str, CapabilitySummary]) -> list[list[str]
             rows.append(
                 [name, _fmt(s.requests), _fmt(s.failures), _pct(s.failure_ratio), _fmt(s.rps, 2)]
                 + [_fmt(value, 0) for value in (s.p50_ms, s.p90_ms, s.p95_ms, s.p99_ms, s.max_ms)]
+                + [_fmt(s.all_p95_ms, 0)]
             )
     return rows
+
+
+LATENCY_NOTE = (
+    "Latency columns: successful requests only (failures, such as fast 503s under overload, would "
+    "make latency look better); `p95 ms, all requests` includes failures."
+)
+
+
+def _latency_of_all(names: list[str]) -> str:
+    return (
+        f"Latency of all requests for {', '.join(names)}: the run did not record successful requests' "
+        "latency alone, and some requests failed."
+    )
 
 
 def _step_rows(steps: list[StepRow]) -> list[list[str]]:
@@ -60,8 +74,8 @@ def _step_rows(steps: list[StepRow]) -> list[list[str]]:
                 _fmt(s.success_rps, 2),
                 _pct(s.failure_ratio),
             ]
-            + [_fmt(value, 0) + approx for value in (s.p50_ms, s.p95_ms, s.p99_ms)]
-            + [_fmt(s.gpu_util_mean_pct)]
+            + [_fmt(value, 0) + approx for value in (s.p50_ms, s.p95_ms, s.p99_ms, s.all_p95_ms)]
+            + [_fmt(s.gpu_util_mean_pct), "" if s.judged else f"not judged: {s.not_judged_why}"]
         )
     return rows
 
@@ -95,9 +109,17 @@ def summary_markdown(results: Results) -> str:
     lines.append(
         f"{span} ({_fmt(meta.duration_s)} s), status **{meta.status or 'unknown'}**, mode {meta.mode or '?'}"
     )
+    measurement = results.measurement
+    if measurement is not None and not measurement.valid:
+        lines += ["", f"**No valid measurement:** {measurement.why}."]
     lines += ["", "## Per capability", ""]
     header = ["capability", "requests", "failures", "failure ratio", "req/s", "p50 ms", "p90 ms", "p95 ms"]
-    lines += _table([*header, "p99 ms", "max ms"], _capability_rows(results.summary))
+    header += ["p99 ms", "max ms", "p95 ms, all requests"]
+    lines += _table(header, _capability_rows(results.summary))
+    lines += ["", LATENCY_NOTE]
+    approximate = sorted(k for k, v in results.summary.items() if v.latency_of == "all")
+    if approximate:
+        lines += ["", _latency_of_all(approximate)]
     total = results.summary.get("total")
     if total is not None and total.failures_by_category:
         by = total.failures_by_category
@@ -105,16 +127,30 @@ def summary_markdown(results: Results) -> str:
     if total is not None and total.status_codes:
         codes = total.status_codes
         lines += ["", "Status codes: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items()))]
-    if results.pipelines:
+    pipeline_lines = _pipeline_lines(results.pipelines)
+    if pipeline_lines:
         lines += ["", "## Per pipeline", ""]
-        lines += [f"- {line}" for line in _pipeline_lines(results.pipelines)]
+        lines += [f"- {line}" for line in pipeline_lines]
     if results.steps:
         lines += ["", "## Per step", ""]
         header = ["step", unit, "req/s", "successful/s", "failure ratio", "p50 ms", "p95 ms", "p99 ms"]
-        lines += _table([*header, "GPU util %"], _step_rows(results.steps))
+        header += ["p95 ms, all requests", "GPU util %", "note"]
+        lines += _table(header, _step_rows(results.steps))
+        unjudged = [s for s in results.steps if not s.judged]
+        if unjudged:
+            settings = results.report
+            lines += [
+                "",
+                f"{len(unjudged)} step(s) not judged (they decide neither the saturation point nor the "
+                f"highest passing step): a step must complete, and its measured window must hold at least "
+                f"{settings.min_step_requests} requests and last at least "
+                f"{_fmt(settings.min_step_window_s)} s.",
+            ]
     sat = results.saturation
     lines += ["", "## Saturation", ""]
-    if sat is not None:
+    if measurement is not None and not measurement.valid:
+        lines.append(f"No capacity verdict: {measurement.why}.")
+    elif sat is not None:
         knee = ""
         if sat.knee_level is not None:
             knee = (
@@ -133,7 +169,9 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"- **{mark}** `{gate.gate}` ({gate.scope}): {_fmt(gate.value, 3)}{why}")
         best = slo.highest_passing_step
         lines.append("")
-        if best is not None:
+        if measurement is not None and not measurement.valid:
+            lines.append("No step judged: there is no valid measurement.")
+        elif best is not None:
             level, rate = format_level(best.level), _fmt(best.success_rps, 2)
             lines.append(f"Highest step meeting every SLO: {level} {unit} ({rate} successful req/s).")
         else:

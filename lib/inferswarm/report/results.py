@@ -122,8 +122,16 @@ class Metadata(_Model):
     status: str | None
 
 
+LatencyOf = Literal["successful", "all"]
+
+
 class CapabilitySummary(_Model):
-    """Run totals of one capability, or of the whole run (`total`), from Locust's statistics."""
+    """Run totals of one capability, or of the whole run (`total`), from Locust's statistics.
+
+    `avg_ms` ... `p99_ms` are the latency of successful requests (the headline: fast failures under
+    overload would pull them down); `all_*` the latency of all requests, failures included. For `total`
+    of several capabilities the percentiles of successful requests are merged from each capability's
+    percentiles (to the resolution of Locust's percentile columns)."""
 
     requests: int
     failures: int
@@ -136,6 +144,15 @@ class CapabilitySummary(_Model):
     p90_ms: Number | None
     p95_ms: Number | None
     p99_ms: Number | None
+    latency_of: LatencyOf = "all"
+    """Which requests `avg_ms` ... `p99_ms` describe: `successful` ones, or `all` (files written before
+    success latency was recorded, and runs without it that had failures)."""
+    all_avg_ms: Number | None = None
+    all_max_ms: Number | None = None
+    all_p50_ms: Number | None = None
+    all_p90_ms: Number | None = None
+    all_p95_ms: Number | None = None
+    all_p99_ms: Number | None = None
     failures_by_category: dict[str, int]
     """Failures by the category before the first `:` of Locust's error text (`other` when there is none)."""
     status_codes: dict[str, int]
@@ -159,7 +176,8 @@ class GpuFigures(_Model):
 
 
 class StepCapability(_Model):
-    """One capability's numbers in a step's measured window."""
+    """One capability's numbers in a step's measured window. `p50_ms` ... `max_ms`: latency of
+    successful requests (see `latency_of`); `all_*`: of all requests, failures included."""
 
     requests: int
     failures: int
@@ -173,6 +191,14 @@ class StepCapability(_Model):
     rps: Number | None
     success_rps: Number | None
     failure_ratio: Number
+    latency_of: LatencyOf = "all"
+    """Which requests `p50_ms` ... `max_ms` describe: `successful` ones, or `all` (older files, and
+    windows with failures from runs that did not record success latency)."""
+    all_p50_ms: Number | None = None
+    all_p90_ms: Number | None = None
+    all_p95_ms: Number | None = None
+    all_p99_ms: Number | None = None
+    all_max_ms: Number | None = None
 
 
 class _StepHead(_Model):
@@ -201,6 +227,12 @@ class StepRow(StepCapability, _StepHead):
 
     exact: bool
     """True: percentiles from the window's exact histogram; false: medians of Locust's windowed history."""
+    judged: bool = True
+    """False for a step that did not complete or whose measured window is too short to judge (see
+    `report.min_step_requests`, `report.min_step_window_s`): it never decides the saturation point or
+    the highest passing step."""
+    not_judged_why: str | None = None
+    """Why the step is not judged, e.g. `did not complete`."""
     capabilities: dict[str, StepCapability]
     window_start_epoch_s: Number | None
     window_end_epoch_s: Number | None
@@ -372,6 +404,21 @@ class ReportSettings(_Model):
 
     warmup_s: Number | None
     saturation_rule: SaturationRuleSettings
+    min_step_requests: int | None = None
+    """A step's measured window needs at least this many requests to be judged."""
+    min_step_window_s: Number | None = None
+    """...and to be at least this long."""
+
+
+class Measurement(_Model):
+    """Whether the run measured the target at all. When not, there is no capacity verdict (no
+    saturation point, no highest passing step) and `inferswarm report` exits 4."""
+
+    valid: bool
+    target_unreachable: bool
+    """(Nearly) every request failed with a connection error: nothing answered at the target."""
+    why: str | None = None
+    """Why the measurement is not valid."""
 
 
 class Results(_Model):
@@ -396,6 +443,8 @@ class Results(_Model):
     workers: Workers | None
     """Null for a run without workers."""
     report: ReportSettings
+    measurement: Measurement | None = None
+    """Absent from files written before it existed."""
     notes: list[str]
     """Each missing or skipped input, one line each."""
     figures: list[str] | None = None

@@ -19,7 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 NUMERIC_NA = ["N/A", "n/a", "nan", ""]
-METRICS = (
+# The telemetry metrics a report reads (its GPU figures and over-time panels); other rows are skipped
+# while the file is parsed.
+REPORT_TELEMETRY_METRICS = (
     "gpu_util_pct",
     "gpu_mem_used_bytes",
     "gpu_mem_total_bytes",
@@ -86,8 +88,10 @@ def read_telemetry(path: Path) -> Telemetry:
     """Raises OSError or pyarrow.ArrowInvalid on an unreadable file; returns empty Telemetry for no rows."""
     out = Telemetry()
     keys: dict[tuple[str, str, str], int] = {}
-    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {m: [] for m in METRICS}
-    wanted = pa.array(METRICS)
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {
+        m: [] for m in REPORT_TELEMETRY_METRICS
+    }
+    wanted = pa.array(REPORT_TELEMETRY_METRICS)
 
     def bad_row(_: Any) -> str:
         out.skipped_rows += 1
@@ -119,7 +123,10 @@ def read_telemetry(path: Path) -> Telemetry:
             # everything below works on integer codes: a piece has millions of rows
             metric = batch.column("metric")
             metric_lut = np.array(
-                [METRICS.index(str(m)) if str(m) in METRICS else -1 for m in metric.dictionary]
+                [
+                    REPORT_TELEMETRY_METRICS.index(str(m)) if str(m) in REPORT_TELEMETRY_METRICS else -1
+                    for m in metric.dictionary
+                ]
             )
             mid = metric_lut[np.asarray(metric.indices)]
             # (node, source, device) -> a global series id, through this piece's own dictionaries
@@ -140,9 +147,9 @@ def read_telemetry(path: Path) -> Telemetry:
             mid[per_core[np.asarray(device.indices)]] = -1
             ts = np.asarray(batch.column("timestamp"))
             value = np.asarray(batch.column("value"))
-            for m in np.nonzero(np.bincount(mid[mid >= 0], minlength=len(METRICS)))[0]:
+            for m in np.nonzero(np.bincount(mid[mid >= 0], minlength=len(REPORT_TELEMETRY_METRICS)))[0]:
                 mask = mid == m
-                parts[METRICS[int(m)]].append((ts[mask], value[mask], sid[mask]))
+                parts[REPORT_TELEMETRY_METRICS[int(m)]].append((ts[mask], value[mask], sid[mask]))
     out.series = [key for key, _ in sorted(keys.items(), key=lambda item: item[1])]
     for name, chunks in parts.items():
         if not chunks:

@@ -75,7 +75,7 @@ BAD_CONFIGS = [
     ("load.step_duration_s", -1, "load.step_duration_s", "greater than 0"),
     ("load.shape", "spike", "load.shape", "unknown shape 'spike'"),
     ("target", _DELETE, "target", "required field is missing"),
-    ("target.base_url", "localhost:8000", "target.base_url", "should match pattern"),
+    ("target.base_url", "localhost:8000", "target.base_url", "must start with http:// or https://"),
     ("target.headers", {"Authorization": "Bearer x"}, "target.headers", "looks like a credential"),
     ("capabilities.0.headers", {"X-Api-Key": "k"}, "capabilities[0].headers", "looks like a credential"),
     ("capabilities", [], "capabilities", "at least 1 item"),
@@ -95,7 +95,12 @@ BAD_CONFIGS = [
     ("telemetry", {"interval_s": 0.05}, "telemetry.interval_s", "greater than or equal to 0.1"),
     ("telemetry", {"interval_s": 11}, "telemetry.interval_s", "less than or equal to 10"),
     ("telemetry", {"intreval_s": 1}, "telemetry.intreval_s", "did you mean 'interval_s'?"),
-    ("telemetry", {"agents": [{"url": "gpu-1:9109"}]}, "telemetry.agents[0].url", "should match pattern"),
+    (
+        "telemetry",
+        {"agents": [{"url": "gpu-1:9109"}]},
+        "telemetry.agents[0].url",
+        "must start with http:// or https://",
+    ),
     (
         "telemetry",
         {"prometheus": [{"url": "http://h", "format": "statsd"}]},

@@ -10,14 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import plotly.graph_objects as go
 import pytest
 
 from inferswarm.cli import main
 from inferswarm.load import StepAxis
 from inferswarm.report.analysis import analyse
 from inferswarm.report.compare import overlay_figure
-from inferswarm.report.figures import per_step
+from inferswarm.report.figures import all_figures, per_step
 from inferswarm.report.load import load_run
+from inferswarm.report.render import summary_markdown
 from tests.conftest import REPO
 from tests.unit.report.synthetic import RAMP, write_run
 
@@ -48,7 +50,7 @@ def test_report_files_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[
     ):
         assert title in html
     summary = (run / "summary.md").read_text()
-    assert "| step 3 | 6 | 21.00 | 21.00 | 0.0% | 400 | 1,800 | 1,800 | 90.0 |" in summary
+    assert "| step 3 | 6 | 21.00 | 21.00 | 0.0% | 400 | 1,800 | 1,800 | 1,800 | 90.0 |  |" in summary
     assert "Saturated at **6 users**" in summary and "4 users at 20.00 successful req/s" in summary
     assert "- **PASS** `p95_ms < 1000` (total): 300.000" in summary
     assert "<table>" in html and "Saturated at 6 users" in html
@@ -126,3 +128,77 @@ def test_report_never_imports_locust(tmp_path: Path) -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _colours(fig: go.Figure) -> dict[str, str]:
+    """Each named series' colour (a line's, or a bar's)."""
+    out = {}
+    for trace in fig.data:
+        colour = trace.line.color if isinstance(trace, go.Scatter) else trace.marker.color
+        if trace.name and colour:
+            out[trace.name] = colour
+    return out
+
+
+def test_a_series_has_one_colour_in_every_figure(tmp_path: Path) -> None:
+    data = load_run(write_run(tmp_path / "run", RAMP))
+    figures = all_figures(data, analyse(data))
+    seen: dict[str, set[str]] = {}
+    for fig in figures.values():
+        for name, colour in _colours(fig).items():
+            seen.setdefault(name, set()).add(colour)
+    assert all(len(colours) == 1 for colours in seen.values()), seen
+    # p95 over time, per step and per capability; users over time in both figures
+    for name, figs in {"p95 (all requests)": 3, "p95": 2, "users": 2, "requests/s": 3}.items():
+        assert sum(name in _colours(fig) for fig in figures.values()) == figs, name
+    # an all-requests series is its successful requests' colour, dotted
+    assert seen["p95 (all requests)"] == seen["p95"]
+    # different series, different colours (within a figure)
+    for fig in figures.values():
+        colours = list(_colours(fig).items())
+        distinct = {c for n, c in colours if not n.endswith(" (all requests)")}
+        assert len(distinct) == len([n for n, _ in colours if not n.endswith(" (all requests)")])
+
+
+def test_user_axes_have_integer_ticks(tmp_path: Path) -> None:
+    data = load_run(write_run(tmp_path / "run", RAMP))
+    results = analyse(data)
+    figures = all_figures(data, results)
+    step_axis = figures["per_step"].layout.xaxis3
+    assert step_axis.tickformat == "d" and float(step_axis.dtick).is_integer()
+    for name in ("throughput_over_time", "latency_over_time"):
+        users = figures[name].layout.yaxis2  # the first panel's secondary axis: users
+        assert users.title.text == "users"
+        assert users.tickformat == "d" and float(users.dtick).is_integer() and users.dtick >= 1
+
+
+def test_gpu_panels_collapse_to_one_line_without_gpu_samples(tmp_path: Path) -> None:
+    with_gpu = load_run(write_run(tmp_path / "gpu", RAMP))
+    fig = all_figures(with_gpu, analyse(with_gpu))["throughput_over_time"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert "GPU utilization (%)" in titles and "GPU memory used (GiB)" in titles
+    none = load_run(write_run(tmp_path / "none", RAMP, telemetry=False))
+    fig = all_figures(none, analyse(none))["throughput_over_time"]
+    titles = [a.text for a in fig.layout.annotations]
+    assert not any(title.startswith("GPU") for title in titles)
+    assert fig.layout.title.text.endswith("<sup>GPU: no GPU samples in this run</sup>")
+    # the host panel says it has no data
+    assert "no host telemetry in this run" in titles
+
+
+def test_panels_without_data_say_so(tmp_path: Path) -> None:
+    data = load_run(write_run(tmp_path / "run", RAMP[:2]))  # nothing failed
+    fig = all_figures(data, analyse(data))["per_capability"]
+    assert "no failures" in [a.text for a in fig.layout.annotations]
+
+
+def test_no_empty_headings_and_no_notes_for_files_empty_because_nothing_failed(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", RAMP[:2])
+    record = json.loads((run / "run.json").read_text())
+    record["capabilities_info"] = {"cap": {"kind": "json"}}  # a pipeline with nothing to say
+    (run / "run.json").write_text(json.dumps(record))
+    results = analyse(load_run(run))
+    assert "cap" in results.pipelines
+    summary = summary_markdown(results)
+    assert "## Per pipeline" not in summary
+    assert not any("locust_failures.csv" in note for note in results.notes), results.notes

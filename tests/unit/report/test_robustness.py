@@ -40,9 +40,11 @@ def test_empty_run(tmp_path: Path) -> None:
     ):
         (run / f"locust_{name}.csv").write_text(header + "\n" if header else "")
     code = main(["report", str(run), "--no-png"])
-    assert code == 3  # the gate cannot be judged without data, so it fails
+    assert code == 4  # no request recorded: no valid measurement (before the failed gate's 3)
     results = analyse(load_run(run))
     assert results.steps == [] and results.saturation is None
+    assert results.measurement is not None and not results.measurement.valid
+    assert results.slo.passed is False  # the gate cannot be judged without data, so it fails
     notes = results.notes
     assert "locust_stages.csv: empty file" in notes
     assert "locust_stats.csv: no rows" in notes
