@@ -37,6 +37,7 @@ from locust.runners import (
     WORKER_REPORT_INTERVAL,
     MasterRunner,
     WorkerNode,
+    WorkerNodes,
     WorkerRunner,
 )
 
@@ -133,6 +134,24 @@ def differences(master: dict[str, Any], worker: dict[str, Any]) -> list[str]:
     return out
 
 
+class _VettedNodes(WorkerNodes):
+    """Locust's worker pool, in which a worker whose fingerprint is still being checked is never ready.
+
+    Locust adds a connecting worker to its pool right after `worker_connect` fires, and a headless
+    master starts once enough workers are ready: between the two, a worker that is about to be refused
+    could be counted (and the run start without the workers it waited for). Held workers are also
+    taken out of the pool (`WorkerRegistry._hold`); this closes the moment before that.
+    """
+
+    def __init__(self, nodes: WorkerNodes, pending: set[str]) -> None:
+        super().__init__()
+        self._worker_nodes = nodes._worker_nodes
+        self._pending = pending
+
+    def get_by_state(self, state: str) -> list[WorkerNode]:
+        return [node for node in super().get_by_state(state) if node.id not in self._pending]
+
+
 def _take_out(runner: MasterRunner, client_id: str) -> WorkerNode | None:
     """Remove a worker from Locust's pool (and its user dispatcher); the node, if it was there."""
     client = runner.clients.get(client_id)
@@ -173,6 +192,7 @@ class WorkerRegistry:
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
         runner.register_message(HELLO, self._on_hello)
+        runner.clients = _VettedNodes(runner.clients, self._pending)
         events = self.environment.events
         events.worker_connect.add_listener(self._on_connect)
         events.heartbeat_sent.add_listener(self._on_heartbeat)

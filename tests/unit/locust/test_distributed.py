@@ -86,3 +86,31 @@ def test_versions_and_code(tmp_path: Path) -> None:
     ]
     assert differences(base, {**base, "locust": "2.40.0"}) == ["Locust version: master 2.47.0, worker 2.40.0"]
     assert differences(base, {**base, "name": "m"}) == ["config name: master 'n', worker 'm'"]
+
+
+def test_a_connecting_worker_is_not_ready_until_its_fingerprint_is_checked(
+    write_config: Callable[..., Path],
+) -> None:
+    """Locust adds a connecting worker to its pool right after `worker_connect`; a headless master that
+    polled its ready workers at that moment would start with a worker it is about to refuse."""
+    from locust import __version__ as locust_version
+    from locust.env import Environment
+    from locust.rpc import Message
+
+    from inferswarm.emulator.launcher import free_port
+    from inferswarm.locust.distributed import HELLO, WorkerRegistry
+
+    config = load_config(write_config(base_config(), "m.yaml"))
+    env = Environment(user_classes=[])
+    runner = env.create_master_runner("127.0.0.1", free_port())
+    try:
+        registry = WorkerRegistry(env, config, on_change=lambda _summary: None)
+        registry.start()
+        runner.handle_message("w1", Message("client_ready", locust_version, "w1"))
+        assert "w1" in runner.clients and runner.clients.ready == []  # no greenlet switch yet
+        hello = {"fingerprint": fingerprint(config), "node": "worker@test", "hostname": "h", "pid": 1}
+        runner.handle_message("w1", Message(HELLO, hello, "w1"))
+        assert [node.id for node in runner.clients.ready] == ["w1"]
+        assert [w["id"] for w in registry.summary()["joined"]] == ["w1"]
+    finally:
+        runner.quit()
