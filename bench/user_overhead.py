@@ -48,6 +48,8 @@ sys.path.insert(0, str(BENCH))
 
 from scale_workers import Nginx  # noqa: E402
 
+from inferswarm.derived import is_derived  # noqa: E402
+
 USERS = 16
 PATH = "/infer"
 PARAMS = {"prompt": "a lighthouse on a cliff at dusk", "width": 512, "height": 512}
@@ -169,7 +171,8 @@ def cpu_at(samples: list[tuple[float, float]], when: float) -> float:
 
 
 def read_result(prefix: Path, samples: list[tuple[float, float]]) -> RunResult:
-    entries = json.loads(Path(f"{prefix}.json").read_text())
+    # Requests only: derived entries (`infer:ok`, the successes' latency) are not requests of their own.
+    entries = [e for e in json.loads(Path(f"{prefix}.json").read_text()) if not is_derived(e["name"])]
     per_second: Counter[int] = Counter()
     for entry in entries:
         per_second.update({int(second): count for second, count in entry["num_reqs_per_sec"].items()})

@@ -65,7 +65,6 @@ from inferswarm.report.significance import (
 from inferswarm.rundir import CSV_PREFIX_NAME, RUN_JSON
 from inferswarm.slo import COMPARE_METRICS
 
-METRICS = COMPARE_METRICS
 DEFAULT_TOLERANCE = 0.10
 DEFAULT_FAILURE_TOLERANCE = 0.01
 LATENCY = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -258,7 +257,7 @@ def _direction(metric: str, a: float, b: float, tolerance: float) -> int:
         worse_by = (b - a) / abs(a)
     else:
         worse_by = math.copysign(math.inf, b) if b else 0.0
-    if METRICS.get(metric, "lower") == "higher":
+    if COMPARE_METRICS.get(metric, "lower") == "higher":
         worse_by = -worse_by
     if worse_by > tolerance:
         return -1

@@ -205,6 +205,41 @@ def _mark_saturation_over_time(fig: go.Figure, data: RunData, results: Results, 
     )
 
 
+def _percentile_lines(
+    fig: go.Figure,
+    history: pd.DataFrame,
+    columns: tuple[str, ...],
+    row: int,
+    first: bool,
+    suffix: str = "",
+    dash: str | None = None,
+) -> int:
+    """One line per percentile column of a Locust history (thinned); how many had any sample."""
+    present = [c for c in columns if c in history]
+    frame = _thin(history, "Timestamp", present)
+    drawn = 0
+    for column in present:
+        name = f"p{column.rstrip('%')}{suffix}"
+        drawn += bool(frame[column].notna().any())
+        line: dict[str, str] = {"color": colour_of(name)}
+        if dash is not None:
+            line["dash"] = dash
+        fig.add_trace(
+            go.Scatter(
+                x=_when(frame["Timestamp"]),
+                y=frame[column],
+                name=name,
+                mode="lines",
+                line=line,
+                legendgroup=name,
+                showlegend=first,
+            ),
+            row=row,
+            col=1,
+        )
+    return drawn
+
+
 def _users_line(x: pd.Series, users: pd.Series, show: bool = True) -> go.Scatter:
     return go.Scatter(
         x=x,
@@ -329,46 +364,10 @@ def latency_over_time(data: RunData, results: Results | None = None) -> go.Figur
         first = row == 1
         drawn = 0
         if ok is not None:
-            columns = [c for c in ("50%", "95%", "99%") if c in ok]
-            frame = _thin(ok, "Timestamp", columns)
-            for column in columns:
-                name = f"p{column.rstrip('%')}"
-                if frame[column].notna().any():
-                    drawn += 1
-                fig.add_trace(
-                    go.Scatter(
-                        x=_when(frame["Timestamp"]),
-                        y=frame[column],
-                        name=name,
-                        mode="lines",
-                        line={"color": colour_of(name)},
-                        legendgroup=name,
-                        showlegend=first,
-                    ),
-                    row=row,
-                    col=1,
-                )
-        columns = ["95%"] if ok is not None else [c for c in ("50%", "95%", "99%") if c in every]
-        frame = _thin(every, "Timestamp", [c for c in columns if c in every])
-        for column in columns:
-            if column not in frame:
-                continue
-            name = f"p{column.rstrip('%')}{ALL_REQUESTS}"
-            if frame[column].notna().any():
-                drawn += 1
-            fig.add_trace(
-                go.Scatter(
-                    x=_when(frame["Timestamp"]),
-                    y=frame[column],
-                    name=name,
-                    mode="lines",
-                    line={"color": colour_of(name), "dash": ALL_DASH},
-                    legendgroup=name,
-                    showlegend=first,
-                ),
-                row=row,
-                col=1,
-            )
+            drawn += _percentile_lines(fig, ok, ("50%", "95%", "99%"), row, first)
+        # all requests beside, dashed: only p95 when the successful requests' lines are there
+        columns = ("95%",) if ok is not None else ("50%", "95%", "99%")
+        drawn += _percentile_lines(fig, every, columns, row, first, suffix=ALL_REQUESTS, dash=ALL_DASH)
         if not drawn:
             _empty_note(fig, row, "no latency samples")
         fig.add_trace(

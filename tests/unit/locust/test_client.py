@@ -36,21 +36,6 @@ from tests.conftest import ASSETS
 from tests.unit.loopback import Loopback, Reply, Request, sse
 
 
-@pytest.fixture
-def env() -> Iterator[Environment]:
-    environment = Environment()
-    runner = environment.create_local_runner()  # the runner is what logs request events into stats
-    yield environment
-    runner.quit()
-
-
-@pytest.fixture
-def fired(env: Environment) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    env.events.request.add_listener(lambda **kw: events.append(kw))
-    return events
-
-
 def client_for(
     env: Environment, base_url: str, capability: CapabilityBase, timeout_s: float = 5.0
 ) -> CapabilityClient:

@@ -12,7 +12,7 @@ import json
 import socket
 import tracemalloc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -45,19 +45,15 @@ CHAT_CAP = {
 }
 
 
-@pytest.fixture
-def env() -> Iterator[Environment]:
-    environment = Environment()
-    runner = environment.create_local_runner()  # the runner is what logs request events into stats
-    yield environment
-    runner.quit()
-
-
-@pytest.fixture
-def fired(env: Environment) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    env.events.request.add_listener(lambda **kw: events.append(kw))
-    return events
+def peak_bytes_of(action: Callable[[], bool]) -> int:
+    """The peak of Python memory allocated while `action` ran; the action must return True."""
+    tracemalloc.start()
+    try:
+        assert action()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak
 
 
 def user_client(
@@ -380,12 +376,7 @@ def test_a_200_mb_body_fails_as_too_large_without_being_held(
 ) -> None:
     with raw_server(huge_body(chunked)) as url:
         client = user_client(env, url, {**JSON_CAP, "success": {"body": "any"}}, timeout_s=30)
-        tracemalloc.start()
-        try:
-            assert client.send() is False
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak = peak_bytes_of(lambda: client.send() is False)
     [event] = fired
     assert failure_of(event) == (FailureCategory.BAD_BODY, f"too large (over {16 * MIB} bytes)")
     assert event["context"] == {STATUS: 200}
@@ -398,12 +389,7 @@ def test_an_error_status_with_a_huge_body_keeps_its_status(
 ) -> None:
     with raw_server(huge_body(chunked=True, status="500 Internal Server Error")) as url:
         client = user_client(env, url, JSON_CAP, timeout_s=30, max_response_bytes=MIB)
-        tracemalloc.start()
-        try:
-            assert client.send() is False
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak = peak_bytes_of(lambda: client.send() is False)
     [event] = fired
     assert failure_of(event) == (FailureCategory.SERVER_ERROR, "HTTP 500")
     assert peak < 16 * MIB, peak
@@ -451,11 +437,6 @@ def test_compressed_bodies_are_decoded_within_the_cap(
     with raw_server(handler) as url:
         client = user_client(env, url, capability, max_response_bytes=MIB)
         assert client.send() is True
-        tracemalloc.start()
-        try:
-            assert client.send() is False
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        peak = peak_bytes_of(lambda: client.send() is False)
     assert failure_of(fired[1]) == (FailureCategory.BAD_BODY, f"too large (over {MIB} bytes)")
     assert peak < 16 * MIB, peak
