@@ -20,6 +20,17 @@ TTFT: Final = "ttft"
 ITL: Final = "itl"
 TOKENS_PER_S: Final = "tokens_per_s"
 OUTPUT_TOKENS: Final = "output_tokens"
+# Observations a protocol reads off each successful answer (`Protocol.observations`): an edge endpoint's
+# answers split by where they came from (Groundlight: the edge's own model, or an escalation to the cloud).
+EDGE_MS: Final = "edge_ms"
+"""Response time of an answer that came from the edge."""
+CLOUD_MS: Final = "cloud_ms"
+"""Response time of an answer that came from the cloud (an escalation, or nginx's fallback)."""
+CONFIDENCE_PCT: Final = "confidence_pct"
+"""The answer's confidence x 100."""
+SOURCE_PREFIX: Final = "source_"
+"""`source_<name>` (e.g. `source_algorithm`, `source_human`): response time of answers from that source;
+one entry per source, so its count is the answers by source."""
 
 UNITS: Final[dict[str, str]] = {
     OK: "ms",
@@ -27,12 +38,17 @@ UNITS: Final[dict[str, str]] = {
     ITL: "ms",
     TOKENS_PER_S: "tokens/s",
     OUTPUT_TOKENS: "tokens",
+    EDGE_MS: "ms",
+    CLOUD_MS: "ms",
+    CONFIDENCE_PCT: "%",
 }
 DERIVED_METRICS: Final = tuple(UNITS)
+"""The fixed metrics; `source_<name>` entries (unit ms) are derived too."""
 
 # The "Type" column of a derived entry: what kind of number it is (tokens also say where they were counted).
 TIMING_TYPE: Final = "LLM"
 SUCCESS_TYPE: Final = "success"
+OBSERVED_TYPE: Final = "observed"
 
 
 def token_type(source: str) -> str:
@@ -44,10 +60,19 @@ def entry_name(capability: str, metric: str) -> str:
     return f"{capability}:{metric}"
 
 
+def is_source_metric(metric: str) -> bool:
+    return metric.startswith(SOURCE_PREFIX) and len(metric) > len(SOURCE_PREFIX)
+
+
+def unit(metric: str) -> str:
+    """A derived metric's unit (`source_<name>` entries hold response times)."""
+    return "ms" if is_source_metric(metric) else UNITS[metric]
+
+
 def split_entry(name: str) -> tuple[str, str] | None:
     """(capability, metric) for a derived entry's name, None for a capability's own entry."""
     capability, sep, metric = name.rpartition(":")
-    if sep and capability and metric in UNITS:
+    if sep and capability and (metric in UNITS or is_source_metric(metric)):
         return capability, metric
     return None
 

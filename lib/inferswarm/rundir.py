@@ -62,6 +62,25 @@ STATUS_COLUMNS = ["name", "status", "count"]
 # PREFIX_cycles.csv: cycle mode's outcomes per cycle and capability.
 CYCLE_OUTCOMES = ("ok", "failed", "missed")
 CYCLE_COLUMNS = ["cycle", "name", *CYCLE_OUTCOMES]
+# PREFIX_readiness.csv: the readiness load kind's timeline, one row per request as it was answered.
+# `answer`: edge, cloud, answer (no source said), not_ready (503), refused (no connection), or another
+# failure category; `t_s`: seconds since the test started.
+READINESS_ANSWERS = ("edge", "cloud", "answer", "not_ready", "refused")
+READINESS_COLUMNS = [
+    "iteration",
+    "name",
+    "t_s",
+    "start_epoch_s",
+    "end_epoch_s",
+    "status",
+    "answer",
+    "response_ms",
+]
+
+# PREFIX_readiness_routes.csv: the endpoint's readiness routes polled alongside, one row per reading:
+# `/health/ready` (name empty) and each detector's entry of `/edge-detector-readiness`; `status` 0 when
+# nothing answered, `ready` 1/0 or empty when the answer did not say.
+READINESS_ROUTE_COLUMNS = ["t_s", "epoch_s", "route", "name", "detector_id", "status", "ready"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +93,13 @@ class RunFiles:
     def path(self, key: str) -> Path:
         return self.run_dir / self.names()[key]
 
-    def names(self, cycles: bool = True, telemetry: bool = True) -> dict[str, str]:
+    def names(
+        self,
+        cycles: bool = True,
+        telemetry: bool = True,
+        readiness: bool = True,
+        readiness_routes: bool = True,
+    ) -> dict[str, str]:
         """File key -> file name, as run.json's `files` lists them."""
         p = self.prefix
         names = {
@@ -92,6 +117,10 @@ class RunFiles:
             names["cycle_summary"] = CYCLE_SUMMARY
         if telemetry:
             names["telemetry"] = f"{p}_telemetry.csv"
+        if readiness:
+            names["readiness"] = f"{p}_readiness.csv"
+            if readiness_routes:
+                names["readiness_routes"] = f"{p}_readiness_routes.csv"
         return names
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from inferswarm.cli.compare import cmd_compare
 from inferswarm.cli.report import cmd_report
-from inferswarm.cli.run import cmd_demo, cmd_run
+from inferswarm.cli.run import SEED_OPTIONS, cmd_demo, cmd_run
 from inferswarm.cli.servers import cmd_agent, cmd_serve
 from inferswarm.cli.validate import cmd_validate
 from inferswarm.config import AGENTS_ENV
@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cycle.add_argument("-z", "--interval", type=float, metavar="SECONDS", help="seconds between cycle starts")
     cycle.add_argument("--cycles", type=int, help="how many cycles (default 10, or the config's)")
+    seed = run.add_argument_group(
+        "edge endpoint tests (seed 001's option names)",
+        "override the ramp, fps or readiness load of the config; see docs/edge.md",
+    )
+    for option in SEED_OPTIONS:
+        metavar = "N" if option.number is int else ("RPS" if option.field == "per_user_rps" else "SECONDS")
+        seed.add_argument(option.flag, dest=option.dest, metavar=metavar, help=option.help)
     add_distributed_arguments(run)
     run.set_defaults(func=cmd_run)
 

@@ -32,6 +32,7 @@ from inferswarm.config import (
     AGENTS_ENV,
     LOAD_ENV,
     ConfigError,
+    RunConfig,
     load_config,
     resolve_secret_headers,
     with_extra_agents,
@@ -227,6 +228,104 @@ def cycle_override(args: argparse.Namespace) -> str | None:
     return json.dumps({"shape": "cycle", **chosen})
 
 
+@dataclass(frozen=True)
+class SeedOption:
+    """One of seed 001's script options (the edge endpoint's load tests) as a load field."""
+
+    flag: str
+    shape: str
+    field: str
+    number: type[int] | type[float]
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+SEED_OPTIONS = (
+    SeedOption("--max-clients", "ramp", "max_users", int, "clients to ramp up to (load.max_users)"),
+    SeedOption(
+        "--step-size",
+        "ramp",
+        "step_users",
+        int,
+        "clients added per step, and the first step's (load.step_users)",
+    ),
+    SeedOption(
+        "--time-between-ramp", "ramp", "step_duration_s", float, "seconds per step (load.step_duration_s)"
+    ),
+    SeedOption(
+        "--requests-per-second", "ramp", "per_user_rps", float, "per-client request rate (load.per_user_rps)"
+    ),
+    SeedOption(
+        "--duration", "fps", "duration_s", float, "fps: seconds to send back to back (load.duration_s)"
+    ),
+    SeedOption(
+        "--ready-timeout",
+        "readiness",
+        "timeout_s",
+        float,
+        "readiness: give up this long after the first connection (load.timeout_s)",
+    ),
+)
+
+
+class OptionError(ValueError):
+    """A bad command-line option: one line, exit 2."""
+
+
+def seed_override(args: argparse.Namespace, shape: str, override: str | None) -> str | None:
+    """Seed 001's options given on the command line, merged over `override` (INFERSWARM_LOAD or the
+    cycle options) as the JSON load override; None when none was given."""
+    given = [(o, getattr(args, o.dest, None)) for o in SEED_OPTIONS]
+    chosen = [(o, raw) for o, raw in given if raw is not None]
+    if not chosen:
+        return None
+    flags = ", ".join(o.flag for o, _ in chosen)
+    cycle_flags = [
+        f
+        for f, d in (("-x", "packets"), ("-y", "capabilities"), ("-z", "interval"), ("--cycles", "cycles"))
+        if getattr(args, d, None) is not None
+    ]
+    if cycle_flags:
+        raise OptionError(f"{flags}: cannot be combined with the cycle options {', '.join(cycle_flags)}")
+    fields: dict[str, Any] = {}
+    for option, raw in chosen:
+        if option.shape != shape:
+            raise OptionError(f"{option.flag}: only for {option.shape} runs; this config's load is {shape!r}")
+        try:
+            fields[option.field] = option.number(raw)
+        except ValueError:
+            kind = "a whole number" if option.number is int else "a number"
+            raise OptionError(f"{option.flag}: {raw!r} is not {kind}") from None
+    base: dict[str, Any] = {}
+    if override and override.strip():
+        try:
+            loaded = json.loads(override)
+        except ValueError:
+            loaded = None
+        if isinstance(loaded, dict):  # anything else: with_load_override has already refused it
+            base = loaded
+    return json.dumps({**base, "shape": shape, **fields})
+
+
+def apply_seed_options(
+    args: argparse.Namespace, config: RunConfig, overridden: RunConfig, override: str | None
+) -> tuple[RunConfig, str | None]:
+    """`overridden` (config with `override`) with seed 001's options applied, and the override the
+    Locust processes get. Raises OptionError naming the options."""
+    seeded = seed_override(args, overridden.load.shape, override)
+    if seeded is None:
+        return overridden, override
+    try:
+        return with_load_override(config, seeded), seeded
+    except ConfigError as exc:
+        named = [o.flag for o in SEED_OPTIONS if f"load.{o.field}" == exc.field]
+        flags = named or [o.flag for o in SEED_OPTIONS if getattr(args, o.dest, None) is not None]
+        raise OptionError(f"{', '.join(flags)}: {exc.field}: {exc.problem}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     problem = check_distributed(args)
     if problem:
@@ -237,10 +336,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     agents = ",".join(filter(None, [os.environ.get(AGENTS_ENV, ""), *args.agent]))
     load_override = cycle_override(args)
     try:
-        config = with_load_override(with_extra_agents(load_config(args.config), agents), load_override)
+        from_file = with_extra_agents(load_config(args.config), agents)
+        config, load_override = apply_seed_options(
+            args, from_file, with_load_override(from_file, load_override), load_override
+        )
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
         return error(exc.one_line())
+    except OptionError as exc:
+        return error(str(exc))
     env = {**os.environ}
     if agents:
         env[AGENTS_ENV] = agents

@@ -284,7 +284,8 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 
 def resolve_secret_headers(config: RunConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Header values for `target.secret_headers`, read from the environment. Missing variables are errors."""
+    """Header values for `target.secret_headers`, read from the environment. Missing variables are errors,
+    and so are missing variables of a capability's own secrets (`CapabilityBase.secret_envs`)."""
     env = os.environ if environ is None else environ
     headers: dict[str, str] = {}
     for index, secret in enumerate(config.target.secret_headers):
@@ -298,4 +299,9 @@ def resolve_secret_headers(config: RunConfig, environ: dict[str, str] | None = N
                 f"environment variable {secret.env} is not set",
             )
         headers[secret.header] = secret.prefix + value
+    for index, capability in enumerate(config.capabilities):
+        for field_name, var in capability.secret_envs():  # sent by the capability itself (its own header)
+            if not env.get(var):
+                where = f"capabilities[{index}].{field_name}"
+                raise ConfigError(config.source, where, f"environment variable {var} is not set")
     return headers

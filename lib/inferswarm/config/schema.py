@@ -124,6 +124,26 @@ class PrometheusSource(StrictModel):
     _valid_url = field_validator("url")(_http_url)
 
 
+def _status_url(url: str) -> str:
+    if url.startswith("/"):
+        if _CONTROL.search(url) or " " in url:
+            raise ValueError("must not contain spaces or control characters")
+        return url
+    return _http_url(url)
+
+
+class EdgeStatusSource(StrictModel):
+    """A Groundlight edge endpoint's status page (`/status/metrics.json`: the edge box's CPU and memory)."""
+
+    url: str = Field(default="/status/metrics.json", max_length=2048)
+    """An http(s) URL (a bare `http://host:port` gets `/status/metrics.json`), or a path resolved
+    against the run's target (`--host`, `--serve-target`, `target.base_url`)."""
+    name: str | None = Field(default=None, max_length=128)
+    """Node name in the telemetry; default `edge@host:port`."""
+
+    _valid_url = field_validator("url")(_status_url)
+
+
 INTERVAL_MIN_S, INTERVAL_MAX_S = 0.1, 10.0  # 10 to 0.1 samples per second
 
 
@@ -136,6 +156,7 @@ class TelemetryConfig(StrictModel):
     per_core: bool = True
     agents: list[AgentSource] = Field(default_factory=list, max_length=256)
     prometheus: list[PrometheusSource] = Field(default_factory=list, max_length=256)
+    edge_status: list[EdgeStatusSource] = Field(default_factory=list, max_length=256)
     gpu_check: str | None = None
     """Name of a capability answering with gpu-check JSON, polled at the interval."""
     saturation_cpu_pct: float = Field(default=90.0, gt=0, le=100)

@@ -3,7 +3,8 @@
 Routes: GET /health, GET /stats; every Livepeer AI gateway pipeline (emulator.pipelines) with the
 gateway's async mode for image-to-video; `/llm` and the OpenAI-compatible `/v1/chat/completions` and
 `/v1/completions`, streamed or not (emulator.llm); BYOC `/process/request/<route>` (emulator.byoc);
-echo capabilities `/prompt-enhance` and `/gpu-check` (emulator.echo).
+echo capabilities `/prompt-enhance` and `/gpu-check` (emulator.echo); with an `edge:` section in the
+settings, a Groundlight edge endpoint (emulator.edge, which answers in FastAPI's `{"detail": ...}`).
 Errors use the Livepeer gateway's shape, `{"error": {"message": ...}}` (the OpenAI-compatible routes
 add OpenAI's `type`, `param` and `code`): 400 for bad input (the message says what), 413 for oversized
 bodies (JSON bodies are capped at `http.MAX_JSON_BODY_BYTES`, uploads at `max_body_bytes`), 415 for a
@@ -26,6 +27,7 @@ from starlette.requests import ClientDisconnect
 
 from inferswarm.emulator.byoc import register_byoc
 from inferswarm.emulator.echo import echo_prompt_enhance, gpu_check
+from inferswarm.emulator.edge import EdgeState, register_edge
 from inferswarm.emulator.gpu import CapacityExceeded
 from inferswarm.emulator.http import (
     ApiError,
@@ -92,14 +94,19 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
     async def health() -> dict[str, Any]:
         return {"status": "OK", "slots": state.gpu.slots, "in_system": state.gpu.in_system}
 
+    edge = EdgeState(state.settings.edge, state.settings.seed) if state.settings.edge else None
+
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
-        return {
+        counters = {
             "uptime_s": round(time.time() - state.started, 3),
             "requests": dict(state.requests),
             "client_disconnects": state.client_disconnects,
             "gpu": state.gpu.snapshot(),
         }
+        if edge is not None:
+            counters["edge"] = edge.snapshot()
+        return counters
 
     @capability("/prompt-enhance")
     async def prompt_enhance(request: Request) -> dict[str, Any]:
@@ -116,4 +123,6 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
     register_pipelines(app, state, limit, capability)
     register_llm(app, state, limit, capability)
     register_byoc(app, state, limit)
+    if edge is not None:
+        register_edge(app, edge)
     return app

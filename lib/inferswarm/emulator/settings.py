@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -119,6 +119,86 @@ class ByocSettings(StrictModel):
         return value
 
 
+DETECTOR_ID = r"^det_[A-Za-z0-9_-]{1,100}$"
+ClassName = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class EdgeDetector(StrictModel):
+    """One detector the emulated Groundlight edge endpoint serves, with its inference pod."""
+
+    id: str = Field(pattern=DETECTOR_ID)
+    name: str = Field(default="", max_length=200)
+    """Defaults to the id."""
+    query: str = Field(default="Is the thing there?", max_length=1000)
+    mode: Literal["BINARY", "COUNT", "MULTI_CLASS"] = "BINARY"
+    max_count: int = Field(default=10, ge=1, le=50)
+    """COUNT: counts above it come back as max_count with greater_than_max true."""
+    class_name: str = Field(default="object", min_length=1, max_length=100)
+    """COUNT: what is counted."""
+    class_names: list[ClassName] = Field(
+        default_factory=lambda: ["red", "green", "blue"], min_length=2, max_length=50
+    )
+    """MULTI_CLASS: the labels an answer is drawn from."""
+    confidence_threshold: float = Field(default=0.9, ge=0, le=1)
+    patience_time: float = Field(default=30.0, ge=0, le=3600)
+    online_after_s: float = Field(default=0.0, ge=0, le=MAX_TIMEOUT_S)
+    """Seconds until the detector's inference pod is up, from the target's start (or first query)."""
+    pod_starts: Literal["startup", "first_query"] = "startup"
+    """When the pod starts coming up: with the endpoint (a detector in the edge config) or on its first
+    query (an unconfigured detector: the first query creates the deployment record)."""
+    before_online: Literal["not_ready", "escalate"] = "escalate"
+    """The detector's edge config. `not_ready`: edge answers only (always_return_edge_prediction): 503
+    until the pod is up, then every answer from the edge, low-confidence ones escalated in the background
+    (done_processing false). `escalate` (edge answers with escalation): a cloud answer (201) until the pod
+    is up, then confident answers from the edge and the rest from the cloud."""
+    service_time: ServiceTime = Field(default_factory=lambda: ServiceTime(mean_ms=30.0, cv=0.2))
+    """Time one inference holds a slot of the pod's simulated GPU."""
+    slots: int = Field(default=1, ge=1, le=10_000)
+    """Inferences the pod runs at once."""
+    queue_depth: int = Field(default=8, ge=0, le=1_000_000)
+    """Inferences allowed to wait for a slot. Beyond slots + queue_depth a query escalates to the cloud
+    (`escalate`) or is refused 503 (`not_ready`): under load the edge share falls."""
+    escalation_share: float = Field(default=0.1, ge=0, le=1)
+    """Share of edge answers drawn below the detector's confidence threshold."""
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> EdgeDetector:
+        if len(set(self.class_names)) != len(self.class_names):
+            raise ValueError("class_names must be distinct")
+        return self
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class EdgeSettings(StrictModel):
+    """The reference target as a Groundlight edge endpoint (emulator.edge), mounted when present."""
+
+    detectors: list[EdgeDetector] = Field(min_length=1, max_length=1000)
+    ready_after_s: float = Field(default=0.0, ge=0, le=MAX_TIMEOUT_S)
+    """`/health/ready` answers 503 "not ready" until this many seconds after the start."""
+    cloud_latency: ServiceTime = Field(default_factory=lambda: ServiceTime(mean_ms=300.0, cv=0.3))
+    """Time the cloud takes to answer an escalated query (the request waits for it)."""
+    cloud_confident_after_s: float = Field(default=2.0, ge=0, le=MAX_TIMEOUT_S)
+    """An escalated query's cloud answer becomes confident (polls see it) this long after submit."""
+    api_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """When set, every Groundlight route requires `x-api-token` equal to this variable's value (else 401)."""
+    max_image_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024**3)
+    """nginx's body limit on the real endpoint (413 beyond)."""
+    max_stored_queries: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Image queries remembered for polling; the oldest are forgotten first."""
+
+    @field_validator("detectors")
+    @classmethod
+    def _unique_ids(cls, value: list[EdgeDetector]) -> list[EdgeDetector]:
+        ids = [d.id for d in value]
+        dup = next((i for i in ids if ids.count(i) > 1), None)
+        if dup is not None:
+            raise ValueError(f"detector id {dup!r} appears twice")
+        return value
+
+
 class TargetSettings(StrictModel):
     slots: int = Field(default=4, ge=1, le=100_000)
     """Requests the simulated GPU runs at once."""
@@ -133,6 +213,8 @@ class TargetSettings(StrictModel):
     byoc: ByocSettings = Field(default_factory=ByocSettings)
     async_job_ttl_s: float = Field(default=600.0, gt=0, le=MAX_RUN_S)
     """How long a finished async job's result stays fetchable."""
+    edge: EdgeSettings | None = None
+    """A Groundlight edge endpoint (detectors, inference pods, the cloud behind it); absent: not served."""
 
     @field_validator("capabilities")
     @classmethod

@@ -6,7 +6,7 @@ decorated with `@register_load`, imported below. See docs/architecture.md.
 
 from __future__ import annotations
 
-from inferswarm.load import cycle, ramp, stages  # noqa: F401  (built-in kinds register themselves)
+from inferswarm.load import cycle, fps, ramp, readiness, stages  # noqa: F401  (built-in kinds register themselves)
 from inferswarm.load.base import (
     USERS_AXIS,
     BackToBack,
@@ -15,13 +15,16 @@ from inferswarm.load.base import (
     LoadContext,
     LoadKind,
     Pacer,
+    ReadinessPlan,
     Stage,
     StepAxis,
     Wait,
     stage_at,
 )
 from inferswarm.load.cycle import CycleLoad
+from inferswarm.load.fps import FpsLoad
 from inferswarm.load.ramp import RampLoad
+from inferswarm.load.readiness import ReadinessLoad
 from inferswarm.load.registry import load_kind, load_kinds, register_load, step_axis_of
 from inferswarm.load.stages import StagesLoad, StageSpec
 
@@ -31,10 +34,13 @@ __all__ = [
     "ConstantPacing",
     "CycleLoad",
     "CyclePlan",
+    "FpsLoad",
     "LoadContext",
     "LoadKind",
     "Pacer",
     "RampLoad",
+    "ReadinessLoad",
+    "ReadinessPlan",
     "Stage",
     "StageSpec",
     "StagesLoad",

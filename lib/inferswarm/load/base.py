@@ -131,6 +131,20 @@ class CyclePlan:
     """Capability -> its share of each cycle's packets (round-robin in the order given)."""
 
 
+@dataclass(frozen=True)
+class ReadinessPlan:
+    """A run that ends when every capability answered "ready" in the same iteration (see `load.readiness`)."""
+
+    capabilities: tuple[str, ...]
+    interval_s: float
+    timeout_s: float
+    """From the first request that got an HTTP answer to giving up."""
+    connect_timeout_s: float
+    """From the start to giving up when nothing has answered yet."""
+    poll_routes: bool = False
+    """Also poll the endpoint's `/edge-detector-readiness` and `/health/ready` every interval."""
+
+
 class LoadKind(StrictModel, ABC):
     """Base of every load kind's config model; subclasses declare `shape: Literal["<name>"]`."""
 
@@ -155,6 +169,11 @@ class LoadKind(StrictModel, ABC):
 
     def cycle_plan(self, context: LoadContext) -> CyclePlan | None:
         """Cycle mode's plan (requests tallied per cycle and summarised on the console); None otherwise."""
+        return None
+
+    def readiness_plan(self, context: LoadContext) -> ReadinessPlan | None:
+        """An end condition watched by the owner: the run ends once every capability is ready; None
+        otherwise."""
         return None
 
     def check(self, context: LoadContext) -> list[tuple[str, str]]:

@@ -7,6 +7,11 @@ Three flows, chosen by what the capability's protocol says, never by its kind:
 - submit then poll: when `Protocol.poll` turns the first answer into a `Poll`, the client polls until
   the protocol's judge says done; submit to answer is one request in the statistics.
 
+A protocol that reads numbers off a successful answer (`Protocol.observations`: an edge endpoint's edge or
+cloud latency, confidence, source) gets them logged as derived entries and put in the request event's
+context; one whose requests vary (`PreparedRequest.bodies` in turn, a fresh `request_id_header`) gets
+them varied per request. Neither costs the other kinds anything but a flag test.
+
 One deadline (`request_timeout_s`) covers connect, headers, body, stream and polls; a request cut by it is
 a `timeout` failure with status 0 (no complete answer), whatever flow it was in. Bodies and streams are read
 up to `max_body_bytes` (`bad_body: too large` beyond, the connection closed, never buffered whole); a
@@ -20,8 +25,10 @@ session's response context manager. `bench/user_overhead.py` measures it against
 
 from __future__ import annotations
 
+import random
 import time
 import traceback
+import uuid
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -32,7 +39,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from inferswarm import derived
-from inferswarm.locust.outcome import SLOT, STATUS
+from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS
 from inferswarm.protocols import (
     PENDING,
     CapabilityBase,
@@ -45,7 +52,7 @@ from inferswarm.protocols import (
 )
 from inferswarm.protocols.llm_stream import Dialect, StreamRecord
 from inferswarm.protocols.sse import SseParser
-from inferswarm.secrets import Scrubber
+from inferswarm.secrets import Scrubber, is_sensitive_header
 
 Outcome = tuple[RequestFailure | None, int, int, float]
 """(failure or None, HTTP status, bytes received, response time in ms)"""
@@ -124,7 +131,20 @@ class CapabilityClient:
         self._fire: Callable[..., None] = environment.events.request.fire
         self._ok_name = derived.entry_name(self.name, derived.OK)
         self.max_body_bytes = max_body_bytes
-        self._scrub = Scrubber(secrets)
+        # Every credential-named header sent is masked too (a capability's own token, e.g. x-api-token).
+        own = [v for k, v in prepared.headers.items() if is_sensitive_header(k) and v]
+        self._scrub = Scrubber([*secrets, *own])
+        # Per-request variation (rotated bodies, a fresh request id), decided once: most kinds have none.
+        self._bodies = prepared.bodies
+        self._turn = random.randrange(len(prepared.bodies)) if prepared.bodies else 0
+        self._id_header = prepared.request_id_header
+        self._id_prefix = prepared.request_id_prefix
+        self._varies = bool(self._bodies) or self._id_header is not None
+        self._observes = type(protocol).observations is not Protocol.observations
+        self._answer: ResponseView | None = None
+        """The answer `observations` reads (kept only when it is asked): the last one judged, a poll's
+        when polled."""
+        self._observed_names: dict[str, str] = {}
 
     def send(self, slot: int | None = None) -> bool:
         """Send once and fire the request event; True when the response counted as a success."""
@@ -136,9 +156,10 @@ class CapabilityClient:
         # its first due time (and fires at once after it has fired), measured in tests/unit/locust.
         deadline = gevent.Timeout(self.timeout_s, self._timeout_error)
         deadline.start()
+        body, headers = (prepared.body, self.headers) if not self._varies else self._variant()
         try:
             response = self.session._send_request_safe_mode(
-                prepared.method, self.url, payload=prepared.body, headers=self.headers
+                prepared.method, self.url, payload=body, headers=headers
             )
             status = _status(response)
             if status == 0:
@@ -165,10 +186,12 @@ class CapabilityClient:
                     status = 0  # no complete answer in time: never counted as the status it began with
             if self._scrub:
                 failure = _scrubbed(failure, self._scrub)
+        context: dict[str, Any] = {STATUS: status} if slot is None else {STATUS: status, SLOT: slot}
         if failure is None:
             # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
             self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
-        context: dict[str, Any] = {STATUS: status} if slot is None else {STATUS: status, SLOT: slot}
+            if self._observes and self._answer is not None:
+                self._observe(self._answer, elapsed_ms, context)
         self._fire(
             request_type=prepared.method,
             name=self.name,
@@ -181,6 +204,31 @@ class CapabilityClient:
             url=self.url,
         )
         return failure is None
+
+    def _variant(self) -> tuple[bytes | None, dict[str, str]]:
+        """This request's body (the next in turn) and headers (with a fresh request id)."""
+        body = self.prepared.body
+        if self._bodies:
+            body = self._bodies[self._turn]
+            self._turn = (self._turn + 1) % len(self._bodies)
+        if self._id_header is None:
+            return body, self.headers
+        return body, {**self.headers, self._id_header: self._id_prefix + uuid.uuid4().hex}
+
+    def _observe(self, answer: ResponseView, elapsed_ms: float, context: dict[str, Any]) -> None:
+        """The protocol's observations of a successful answer, each logged as `<capability>:<metric>` and
+        handed to listeners in the request event's context."""
+        observations = self.protocol.observations(self.capability, answer, elapsed_ms)
+        if not observations:
+            return
+        stats = self.environment.stats
+        names = self._observed_names
+        for metric, value in observations:
+            name = names.get(metric)
+            if name is None:
+                name = names[metric] = derived.entry_name(self.name, metric)
+            stats.get(name, derived.OBSERVED_TYPE).log(cast(int, value), 0)
+        context[OBSERVATIONS] = observations
 
     # -- one request, one response -----------------------------------------------------------------------
     def _whole(
@@ -195,6 +243,8 @@ class CapabilityClient:
             return problem, status, len(body), _ms(started)
         elapsed_ms = _ms(started)
         view = ResponseView(status=status, content_type=_content_type(response), body=body)
+        if self._observes:
+            self._answer = view
         if self.polls:
             poll = self.protocol.poll(self.capability, view, self.prepared.headers)
             if isinstance(poll, RequestFailure):
@@ -252,9 +302,14 @@ class CapabilityClient:
         request = poll.request
         url = self.base_url + request.path
         status = 0
+        interval = poll.interval_s
+        until = None if poll.until_s is None else time.perf_counter() + poll.until_s
         try:
             while True:
-                gevent.sleep(min(poll.interval_s, max(deadline - time.perf_counter(), 0)))
+                now = time.perf_counter()
+                wait = interval if until is None or now >= until else min(interval, until - now)
+                gevent.sleep(min(wait, max(deadline - now, 0)))
+                interval *= poll.backoff
                 if time.perf_counter() >= deadline:
                     break
                 # Polls are part of the job, not requests of their own: sent without a request event.
@@ -267,6 +322,8 @@ class CapabilityClient:
                     if problem is not None:
                         return problem, status
                     view = ResponseView(status=status, content_type=_content_type(answer), body=body)
+                    if self._observes:
+                        self._answer = view
                 else:
                     view = ResponseView(
                         status=0, error=_cause(getattr(answer, "error", None) or ConnectionError())
@@ -289,6 +346,8 @@ class CapabilityClient:
             if unread is not None and unread.category is FailureCategory.TIMEOUT:
                 return unread, status, len(body), _ms(started)
         view = ResponseView(status=status, content_type=_content_type(response), body=body)
+        if self._observes:
+            self._answer = view  # the stream's head: its status and content type
         failure = self.protocol.classify(self.capability, view)
         if failure is not None:
             return failure, status, len(body), _ms(started)

@@ -15,6 +15,9 @@ STATUS = "inferswarm_status"
 """The HTTP status the request ended with (0: no HTTP response; for a polled job, the last poll's)."""
 SLOT = "inferswarm_slot"
 """The request's slot in its user's schedule (the cycle number in cycle mode); absent otherwise."""
+OBSERVATIONS = "inferswarm_observations"
+"""The protocol's observations of the answer, `[(metric, value), ...]` (`Protocol.observations`, e.g.
+`("edge_ms", 12.5)` for an answer from a Groundlight edge); absent when there were none."""
 
 _SLOTS_SKIPPED = "inferswarm_slots_skipped"
 

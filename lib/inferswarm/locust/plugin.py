@@ -36,6 +36,12 @@ from inferswarm.locust import csv_patch
 from inferswarm.locust.distributed import MASTER_TIMEOUT_S, MasterWatch, WorkerRegistry
 from inferswarm.locust.lifeline import StopCause
 from inferswarm.locust.listeners.cycles import CycleLedger, CycleReporter
+from inferswarm.locust.listeners.readiness import (
+    ReadinessLedger,
+    ReadinessMonitor,
+    RoutePoller,
+    detector_ids,
+)
 from inferswarm.locust.listeners.run_record import RunRecorder
 from inferswarm.locust.listeners.status_codes import StatusCodes
 from inferswarm.locust.listeners.step_stats import StepStats
@@ -74,6 +80,8 @@ class WorkerRoot:
         StopCause().install()
         self.status_codes = StatusCodes(environment)
         self.cycles = CycleLedger(environment) if config.load.records_slots else None
+        if config.load.readiness_plan(config.load_context()) is not None:
+            ReadinessLedger(environment)
         MasterWatch(environment, config, master_timeout_s).start()
         if config.telemetry.enabled:  # samples go to the master, which owns the run directory
             WorkerTelemetry(environment, config).start()
@@ -122,6 +130,26 @@ class OwnerRoot:
                 files.path("cycle_summary"),
             )
         self.run = RunRecorder(environment, RunRecord(files.run_dir, config, secrets.values()))
+        self.readiness: ReadinessMonitor | None = None
+        readiness = config.load.readiness_plan(config.load_context())
+        if readiness is not None:
+            routes = None
+            if readiness.poll_routes:
+                routes = RoutePoller(
+                    environment.host or config.target.base_url,
+                    detector_ids(config, readiness.capabilities),
+                    min(max(readiness.interval_s, 1.0), 5.0),
+                    config.target.headers,
+                )
+            self.readiness = ReadinessMonitor(
+                environment,
+                readiness,
+                files.path("readiness"),
+                end_run=self.end_shape,
+                save=lambda summary: self.run.saved(readiness=summary),
+                routes=routes,
+                routes_csv_path=files.path("readiness_routes") if routes is not None else None,
+            )
         self.telemetry: TelemetryHub | None = None
         if config.telemetry.enabled:
             self.telemetry = TelemetryHub(
@@ -137,7 +165,12 @@ class OwnerRoot:
             target=environment.host or config.target.base_url,
             csv_prefix=files.prefix if options.csv_prefix else None,
             planned_duration_s=self.shape.planned_duration_s if self.shape else None,
-            files=files.names(cycles=self.cycles is not None, telemetry=self.telemetry is not None),
+            files=files.names(
+                cycles=self.cycles is not None,
+                telemetry=self.telemetry is not None,
+                readiness=self.readiness is not None,
+                readiness_routes=self.readiness is not None and self.readiness.routes is not None,
+            ),
             telemetry=self.telemetry.describe() if self.telemetry else {"enabled": False},
             capabilities_info=capability_info(config),
         )
@@ -164,6 +197,15 @@ class OwnerRoot:
     def on_test_start(self, **_: Any) -> None:
         if self.cycles is not None and self.cycles.started_s is None:
             self.cycles.start()
+        if self.readiness is not None:
+            self.readiness.start()
+
+    def end_shape(self) -> None:
+        """A load kind's end condition was met: the shape ends at its next tick (the run stops)."""
+        if self.shape is not None:
+            self.shape.end()
+        elif self.environment.runner is not None:
+            self.environment.runner.quit()
 
     def on_test_stop(self, **_: Any) -> None:
         if self.shape is not None:
@@ -175,6 +217,8 @@ class OwnerRoot:
         self.status_codes.save()
         if self.cycles is not None:
             self.cycles.stop()
+        if self.readiness is not None:
+            self.readiness.stop()
         extra: dict[str, Any] = {}
         if self.telemetry is not None:
             self.telemetry.stop()

@@ -113,6 +113,14 @@ class RecordingShape(LoadTestShape):
             self.recorder.interrupt()
         self._current = -1
 
+    def end(self) -> None:
+        """End the shape at its next tick: a load kind's end condition was met (readiness). The open
+        stage closes as completed."""
+        if not self._ended:
+            self._ended = self.completed = True
+            if self.recorder is not None:
+                self.recorder.enter(None, None)
+
     def tick(self) -> tuple[int, float] | None:
         if self._ended:
             return None

@@ -7,6 +7,7 @@ pacer (`inferswarm.load`), one per user; a user whose pacer says it is done stop
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -100,7 +101,7 @@ def build_user_classes(config: RunConfig, secret_headers: Mapping[str, str]) -> 
             "weight": capability.weight,
             "capability": capability,
             "protocol": protocol,
-            "prepared": PreparedRequest(prepared.method, prepared.path, headers, prepared.body),
+            "prepared": dataclasses.replace(prepared, headers=headers),
             "load": load,
             "tracks_slots": load.records_slots,
             "request_timeout_s": timeout,

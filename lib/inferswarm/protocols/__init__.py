@@ -7,7 +7,14 @@ The config's union of capability models is built from this registry. See docs/ar
 
 from __future__ import annotations
 
-from inferswarm.protocols import byoc, json_body, livepeer, multipart, openai  # noqa: F401  (register)
+from inferswarm.protocols import (  # noqa: F401  (register)
+    byoc,
+    groundlight,
+    json_body,
+    livepeer,
+    multipart,
+    openai,
+)
 from inferswarm.protocols.base import (
     PENDING,
     CapabilityBase,
@@ -26,6 +33,7 @@ from inferswarm.protocols.base import (
     register_protocol,
 )
 from inferswarm.protocols.byoc import ByocCapability
+from inferswarm.protocols.groundlight import GroundlightCapability
 from inferswarm.protocols.json_body import JsonCapability
 from inferswarm.protocols.livepeer import LivepeerCapability
 from inferswarm.protocols.multipart import MultipartCapability
@@ -36,6 +44,7 @@ __all__ = [
     "ByocCapability",
     "CapabilityBase",
     "FailureCategory",
+    "GroundlightCapability",
     "JsonCapability",
     "LivepeerCapability",
     "MultipartCapability",

@@ -30,6 +30,9 @@ class FailureCategory(StrEnum):
     CAPACITY = "capacity"
     BAD_BODY = "bad_body"
     UNEXPECTED_STATUS = "unexpected_status"
+    NOT_READY = "not_ready"
+    """The service is up but the model behind it is not (a Groundlight edge detector whose inference pod
+    is not running yet answers 503): distinct from capacity, which is a running service that is full."""
 
 
 class RequestFailure(Exception):
@@ -86,6 +89,12 @@ class CapabilityBase(StrictModel):
         """(field name, absolute path) of every asset this capability reads; checked at load time."""
         return []
 
+    def secret_envs(self) -> list[tuple[str, str]]:
+        """(field name, environment variable) of every secret this capability sends from the environment
+        (its own credential header); checked with `target.secret_headers` before a run starts, and the
+        values masked like theirs (the client masks every credential-named header it sends)."""
+        return []
+
 
 @dataclass(frozen=True)
 class PreparedRequest:
@@ -95,6 +104,13 @@ class PreparedRequest:
     path: str
     headers: Mapping[str, str]
     body: bytes | None = None
+    bodies: tuple[bytes, ...] = ()
+    """Bodies sent in turn, one per request, instead of `body` (distinct images, so a server's caches do
+    not flatter the numbers); each client starts at its own place in the turn. Empty: `body` every time."""
+    request_id_header: str | None = None
+    """A header the client sets to a fresh id on every request (`X-Request-Id`), as `request_id_prefix`
+    followed by 32 hex digits (a uuid4); None: no such header."""
+    request_id_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -232,14 +248,20 @@ Verdict = RequestFailure | None | Pending
 class Poll:
     """How to follow a submitted job to its answer: what to send, how often, and when it is done.
 
-    The client sends `request` every `interval_s` (the first after one interval) until `judge` returns a
-    failure or success, or the request's whole deadline passes (a `timeout` failure). Polls are part of
-    the job, not requests of their own: the job is one request in the statistics, timed submit to answer.
+    The client sends `request` after `interval_s` (the first after one interval), each next wait `backoff`
+    times the last, until `judge` returns a failure or success, or the request's whole deadline passes (a
+    `timeout` failure). With `until_s`, no wait reaches past that many seconds after polling began: the
+    one that would is shortened to land on it, as the Groundlight SDK's poll lands on its patience time;
+    what an answer then means is the judge's call (it keeps its own clock), and polls after it, if the
+    judge still says PENDING, go on at the full interval. Polls are part of the job, not requests of their
+    own: the job is one request in the statistics, timed submit to answer.
     """
 
     request: PreparedRequest
     interval_s: float
     judge: Callable[[ResponseView], Verdict]
+    backoff: float = 1.0
+    until_s: float | None = None
 
 
 C = TypeVar("C", bound=CapabilityBase)
@@ -281,6 +303,13 @@ class Protocol(ABC, Generic[C]):
         None when this answer is final (then `classify` judges it). `headers`: those the submit was
         sent with (credentials included)."""
         return None
+
+    def observations(self, capability: C, answer: ResponseView, elapsed_ms: float) -> list[tuple[str, float]]:
+        """Numbers a successful answer carries, as (metric, value): the client logs each as the derived
+        entry `<capability>:<metric>` (see `inferswarm.derived`). `answer`: the final answer (the last
+        poll's, for a polled job); `elapsed_ms`: the request's response time. Asked only of protocols that
+        override it, and only for successes."""
+        return []
 
     def describe(self, capability: C, assets_dir: Path) -> dict[str, Any]:
         """Facts the report needs about one request (pipeline, images per request, audio seconds)."""

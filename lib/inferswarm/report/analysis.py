@@ -677,6 +677,9 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         GeneratorSaturation, run.get("generator_saturation"), "run.json generator_saturation", data.notes
     )
     workers = workers_section(data)
+    from inferswarm.report.edge import edge_section  # edge.py builds on this module's helpers
+
+    edge = edge_section(data, steps)
     settings = ReportSettings(
         warmup_s=report.warmup_s,
         saturation_rule=SaturationRuleSettings.model_validate(report.saturation.model_dump()),
@@ -699,6 +702,7 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         workers=workers,
         report=settings,
         measurement=measurement,
+        **({"edge": edge} if edge is not None else {}),
         notes=list(data.notes),
     )
     # Everything above is computed on the numbers as measured (gates and the saturation rule are judged

@@ -15,7 +15,16 @@ import plotly.io as pio
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
-from inferswarm.report.results import CapabilitySummary, PipelineFigures, Results, StepRow, format_level
+from inferswarm.report.results import (
+    CapabilitySummary,
+    Distribution,
+    EdgeFigures,
+    EdgeSection,
+    PipelineFigures,
+    Results,
+    StepRow,
+    format_level,
+)
 from inferswarm.report.workers import worker_lines
 
 
@@ -101,6 +110,101 @@ def _pipeline_lines(pipelines: Mapping[str, PipelineFigures]) -> list[str]:
     return lines
 
 
+def _p(distribution: Distribution | None, key: str) -> str:
+    return _fmt(getattr(distribution, key) if distribution is not None else None, 0)
+
+
+def _edge_cells(f: EdgeFigures) -> list[str]:
+    return [
+        _fmt(f.answers),
+        _fmt(f.edge),
+        _fmt(f.cloud),
+        _pct(f.edge_share),
+        _p(f.edge_ms, "p50"),
+        _p(f.edge_ms, "p95"),
+        _p(f.cloud_ms, "p50"),
+        _p(f.cloud_ms, "p95"),
+        _p(f.confidence_pct, "p50"),
+        _p(f.confidence_pct, "avg"),
+    ]
+
+
+def _counts(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "-"
+
+
+EDGE_HEADER = ["answers", "edge", "cloud", "edge share", "edge p50 ms", "edge p95 ms", "cloud p50 ms"]
+EDGE_HEADER += ["cloud p95 ms", "confidence p50 %", "confidence avg %"]
+
+
+def edge_markdown(edge: EdgeSection, unit: str) -> list[str]:
+    """The edge section: FPS, edge vs cloud per capability and per step, readiness."""
+    lines = ["", "## Edge vs cloud", ""]
+    if edge.fps is not None:
+        lines += [f"Frames per second end to end (one client, back to back): **{_fmt(edge.fps, 2)}**.", ""]
+    if edge.capabilities:
+        header = ["capability", *EDGE_HEADER, "not ready (503)", "answers by source"]
+        rows = [
+            [name, *_edge_cells(f), _fmt(f.not_ready), _counts(f.by_source)]
+            for name, f in edge.capabilities.items()
+        ]
+        lines += _table(header, rows)
+        lines += [
+            "",
+            "Edge and cloud latency are apart on purpose: an endpoint that escalates under load looks fast "
+            "on average and slow where it matters.",
+        ]
+    if edge.steps:
+        lines += ["", "## Edge vs cloud per step", ""]
+        header = ["step", unit, "capability", *EDGE_HEADER]
+        rows = [
+            [step.name, format_level(step.level), name, *_edge_cells(f)]
+            for step in edge.steps
+            for name, f in step.capabilities.items()
+        ]
+        lines += _table(header, rows)
+    ready = edge.readiness
+    if ready is not None:
+        lines += ["", "## Readiness", ""]
+        if ready.outcome == "ready":
+            lines.append(
+                f"All {len(ready.detectors)} detectors answered from the edge in iteration "
+                f"{ready.ready_iteration}: **{_fmt(ready.time_to_all_ready_s, 1)} s** after the first "
+                f"successful connection (one query each every {_fmt(ready.interval_s, 3)} s)."
+            )
+        else:
+            lines.append(
+                f"**Not all detectors ready** ({ready.outcome}): {ready.why or 'no reason recorded'}; "
+                f"{ready.iterations} iterations."
+            )
+        if ready.route_polls:
+            health = (
+                f"{_fmt(ready.health_ready_s, 1)} s after the first connection"
+                if ready.health_ready_s is not None
+                else "never"
+            )
+            lines.append(
+                f"The endpoint's own readiness routes, polled {ready.route_polls} times: "
+                f"`/health/ready` first answered 200 {health}."
+            )
+        lines.append("")
+        header = ["detector", "first edge answer: iteration", "seconds after connection"]
+        rows = [
+            [name, _fmt(d.first_edge_iteration), _fmt(d.first_edge_s, 1)]
+            for name, d in ready.detectors.items()
+        ]
+        if ready.route_polls:
+            header.append("endpoint says ready (/edge-detector-readiness): s after connection")
+            for row, d in zip(rows, ready.detectors.values(), strict=True):
+                row.append(_fmt(d.endpoint_ready_s, 1))
+        lines += _table(header, rows)
+        if ready.timeline:
+            lines += ["", "Answers per iteration (only where they changed):", ""]
+            rows = [[str(i.iteration), _fmt(i.t_s, 1), _counts(i.answers)] for i in ready.timeline]
+            lines += _table(["iteration", "s after connection", "answers"], rows)
+    return lines
+
+
 def summary_markdown(results: Results) -> str:
     meta = results.metadata
     unit = results.step_axis.label
@@ -146,6 +250,8 @@ def summary_markdown(results: Results) -> str:
                 f"{settings.min_step_requests} requests and last at least "
                 f"{_fmt(settings.min_step_window_s)} s.",
             ]
+    if results.edge is not None:
+        lines += edge_markdown(results.edge, unit)
     sat = results.saturation
     lines += ["", "## Saturation", ""]
     if measurement is not None and not measurement.valid:

@@ -421,6 +421,96 @@ class Measurement(_Model):
     """Why the measurement is not valid."""
 
 
+class EdgeFigures(_Model):
+    """Where one capability's answers came from (an edge endpoint: its own model or the cloud), over the
+    whole run or one step's measured window, from the `<capability>:edge_ms`, `:cloud_ms`,
+    `:confidence_pct` and `:source_<name>` entries (see `inferswarm.derived`)."""
+
+    answers: int
+    """Successful requests."""
+    edge: int
+    """Answers from the edge."""
+    cloud: int
+    """Answers from the cloud (escalations, nginx's fallback)."""
+    edge_share: Number | None
+    """edge / (edge + cloud); null without either."""
+    by_source: dict[str, int]
+    """Answers by the result's `source` (`algorithm`, `cloud`, `human`, ...)."""
+    not_ready: int | None = None
+    """Failures of category `not_ready` (the edge's 503: the detector's inference pod is not up); whole
+    run only (the per-step files do not split failures by category)."""
+    confidence_pct: Distribution | None = None
+    edge_ms: Distribution | None = None
+    """Latency of edge answers."""
+    cloud_ms: Distribution | None = None
+    """Latency of cloud answers: an endpoint that escalates under load looks fast on average and slow here."""
+
+
+class EdgeStep(_Model):
+    """One step's edge figures per capability."""
+
+    stage: int
+    name: str
+    level: Number
+    capabilities: dict[str, EdgeFigures]
+
+
+class ReadinessDetector(_Model):
+    """One detector's first answer from the edge in a readiness run."""
+
+    first_edge_iteration: int | None
+    first_edge_s: Number | None
+    """Seconds from the first successful connection to its first edge answer; null if it never had one."""
+    endpoint_ready_s: Number | None = None
+    """Seconds from the first successful connection to the first poll of the endpoint's
+    `/edge-detector-readiness` that said the detector was ready (negative before); null when it never
+    said so or the route was not polled."""
+
+
+class ReadinessIteration(_Model):
+    """One iteration of a readiness run: its detectors' answers counted (edge, cloud, not_ready, ...)."""
+
+    iteration: int
+    t_s: Number | None
+    """When its first query was sent, seconds after the first successful connection (negative before)."""
+    answers: dict[str, int]
+
+
+class ReadinessFigures(_Model):
+    """The readiness load kind's result (run.json's `readiness` section and PREFIX_readiness.csv)."""
+
+    outcome: str
+    """`ready`, `timed_out`, or `stopped` (the run ended before every detector was ready)."""
+    why: str | None = None
+    interval_s: Number | None
+    timeout_s: Number | None
+    time_to_all_ready_s: Number | None
+    """From the first successful connection to the end of the first iteration where every detector
+    answered from the edge; null when that never happened."""
+    ready_iteration: int | None
+    iterations: int
+    health_ready_s: Number | None = None
+    """Seconds from the first successful connection to the first poll of the endpoint's `/health/ready`
+    that answered 200; null when it never did or the route was not polled."""
+    route_polls: int = 0
+    """How often the endpoint's readiness routes were polled (0: not polled)."""
+    detectors: dict[str, ReadinessDetector]
+    timeline: list[ReadinessIteration]
+    """The iterations whose answers differ from the iteration before (the first and the last always)."""
+
+
+class EdgeSection(_Model):
+    """Edge endpoint figures: present only for runs whose answers said where they came from."""
+
+    capabilities: dict[str, EdgeFigures]
+    """Over the whole run."""
+    steps: list[EdgeStep]
+    fps: Number | None = None
+    """The `fps` load kind's frames per second end to end: successful requests per second of its one
+    client, over the step's measured window."""
+    readiness: ReadinessFigures | None = None
+
+
 class Results(_Model):
     """Every number of a report (results.json)."""
 
@@ -445,6 +535,8 @@ class Results(_Model):
     report: ReportSettings
     measurement: Measurement | None = None
     """Absent from files written before it existed."""
+    edge: EdgeSection | None = None
+    """Edge vs cloud answers, FPS and readiness (edge endpoint runs only)."""
     notes: list[str]
     """Each missing or skipped input, one line each."""
     figures: list[str] | None = None

@@ -46,6 +46,9 @@ METRIC_UNITS: dict[str, str] = {
     # a remote source's health: 1 when the last poll worked, 0 when it failed
     "source_up": "flag",
     "clock_offset_ms": "ms",
+    # a Groundlight edge endpoint's status page (`telemetry.edge_status`): its pods, by phase
+    "edge_pods_running": "count",
+    "edge_pods_total": "count",
 }
 
 COLUMNS = ("timestamp", "node", "source", "device", "metric", "value", "unit")

@@ -67,7 +67,7 @@ BAD_CONFIGS = [
         "capabilities.0.kind",
         "grpc",
         "capabilities[0].kind",
-        "unknown kind 'grpc'; valid: 'byoc', 'json', 'livepeer', 'multipart', 'openai'",
+        "unknown kind 'grpc'; valid: 'byoc', 'groundlight', 'json', 'livepeer', 'multipart', 'openai'",
     ),
     ("capabilities.0.path", "text-to-image", "capabilities[0].path", "should match pattern"),
     ("capabilities.0.weight", 0, "capabilities[0].weight", "greater than or equal to 1"),

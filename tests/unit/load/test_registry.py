@@ -31,7 +31,9 @@ def test_built_in_kinds() -> None:
 
 
 def test_unknown_kind_lists_the_valid_ones() -> None:
-    with pytest.raises(KeyError, match="unknown load shape 'spike'; valid: cycle, ramp, stages"):
+    with pytest.raises(
+        KeyError, match="unknown load shape 'spike'; valid: cycle, fps, ramp, readiness, stages"
+    ):
         load_kind("spike")
 
 

@@ -78,12 +78,13 @@ def test_the_config_accepts_registered_kinds() -> None:
         (
             {"load": {"shape": "spike"}},
             "load.shape",
-            "unknown shape 'spike'; valid: 'cycle', 'ramp', 'stages', 'toy-burst'",
+            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'readiness', 'stages', 'toy-burst'",
         ),
         (
             {"capabilities": [{"name": "x", "kind": "grpc", "path": "/x"}]},
             "capabilities[0].kind",
-            "unknown kind 'grpc'; valid: 'byoc', 'json', 'livepeer', 'multipart', 'openai', 'toy-echo'",
+            "unknown kind 'grpc'; valid: 'byoc', 'groundlight', 'json', 'livepeer', 'multipart', 'openai', "
+            "'toy-echo'",
         ),
         (
             {"load": {"shape": "toy-burst", "users": 0, "duration_s": 1}},
@@ -113,7 +114,9 @@ def test_the_toy_kinds_are_gone_after_their_tests() -> None:
         parse_config(toy_config())
     data = toy_config()
     data["capabilities"] = [{"name": "echo", "kind": "json", "path": "/echo"}]
-    with pytest.raises(ConfigError, match=r"unknown shape 'toy-burst'; valid: 'cycle', 'ramp', 'stages'$"):
+    with pytest.raises(
+        ConfigError, match=r"unknown shape 'toy-burst'; valid: 'cycle', 'fps', 'ramp', 'readiness', 'stages'$"
+    ):
         parse_config(data)
 
 

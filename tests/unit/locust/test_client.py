@@ -14,7 +14,7 @@ from locust.env import Environment
 
 from inferswarm import derived
 from inferswarm.locust.client import DEFAULT_ACCEPT_ENCODING, CapabilityClient
-from inferswarm.locust.outcome import SLOT, STATUS
+from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS
 from inferswarm.protocols import (
     PENDING,
     CapabilityBase,
@@ -370,3 +370,41 @@ def test_a_poll_cut_by_the_deadline_is_a_timeout(
     assert len(loopback.hits("GET", "/job")) == 1
     category, _ = failure_of(event)
     assert category is FailureCategory.TIMEOUT
+
+
+# -- observations ------------------------------------------------------------------------------------------
+class ToyObservingProtocol(ToyPollProtocol):
+    """The toy job service whose answers carry a number: observed from the final answer of a success."""
+
+    def observations(
+        self, capability: ToyPollCapability, answer: ResponseView, elapsed_ms: float
+    ) -> list[tuple[str, float]]:
+        score = json.loads(answer.body).get("score")
+        return [(derived.EDGE_MS, elapsed_ms), (derived.CONFIDENCE_PCT, score)] if score is not None else []
+
+
+def test_observations_land_as_derived_entries(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback, toy_poll: str
+) -> None:
+    register_protocol(ToyObservingProtocol)  # replaces the toy-poll kind for this test
+    answers = iter([Reply(200, b'{"score": 80}'), Reply(202, b"{}"), Reply(500, b'{"score": 1}')])
+    loopback.route("POST", "/submit", lambda _request: next(answers))
+    loopback.route("GET", "/job", Reply(200, b'{"score": 40}'))  # the polled job's final answer
+    client = client_for(env, loopback.url, toy_capability())
+    assert [client.send() for _ in range(3)] == [True, True, False]
+
+    entries = env.stats.entries
+    assert {name for name, _ in entries} == {"job", "job:ok", "job:edge_ms", "job:confidence_pct"}
+    score = entries[("job:confidence_pct", derived.OBSERVED_TYPE)]
+    assert (score.num_requests, score.min_response_time, score.max_response_time) == (2, 40, 80)
+    edge = entries[("job:edge_ms", derived.OBSERVED_TYPE)]
+    assert edge.num_requests == 2 and edge.total_response_time == pytest.approx(
+        fired[0]["response_time"] + fired[1]["response_time"]
+    )
+    assert [dict(e["context"].get(OBSERVATIONS, [])) for e in fired] == [
+        {"edge_ms": fired[0]["response_time"], "confidence_pct": 80},
+        {"edge_ms": fired[1]["response_time"], "confidence_pct": 40},
+        {},  # a failure is not observed
+    ]
+    assert env.stats.total.num_requests == 3  # observations are not requests
+    assert all(derived.is_derived(name) for name, _ in entries if name != "job")

@@ -83,6 +83,8 @@ def test_failure_message_is_stable_and_bounded() -> None:
 
 def test_unknown_kind_lists_valid_ones() -> None:
     with pytest.raises(
-        KeyError, match="unknown protocol kind 'grpc'; valid kinds: byoc, json, livepeer, multipart, openai"
+        KeyError,
+        match="unknown protocol kind 'grpc'; valid kinds: byoc, groundlight, json, livepeer, multipart, "
+        "openai",
     ):
         protocol_for("grpc")

@@ -23,6 +23,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from inferswarm.config import RunConfig
 from inferswarm.locust.sampling import GreenSampling
 from inferswarm.protocols import protocol_for
+from inferswarm.telemetry.edge_status import EdgeStatusPoller, status_url
 from inferswarm.telemetry.remote import AgentPoller, GpuCheckPoller, Poller, PrometheusPoller
 from inferswarm.telemetry.samples import Sample, from_wire, next_tick, node_name, to_wire
 from inferswarm.telemetry.sampling import LocalSampling
@@ -58,6 +59,12 @@ def build_pollers(config: RunConfig, secret_headers: Mapping[str, str], host: st
     timeout = min(max(tc.interval_s, 1.0), 5.0)
     pollers: list[Poller] = [AgentPoller(a.name, a.url, timeout) for a in tc.agents]
     pollers += [PrometheusPoller(p.name, p.url, timeout, p.format) for p in tc.prometheus]
+    # The real status page samples CPU over one second before it answers (psutil interval=1).
+    target_url = host or config.target.base_url
+    pollers += [
+        EdgeStatusPoller(e.name, status_url(e.url, target_url), min(timeout + 2.0, 5.0))
+        for e in tc.edge_status
+    ]
     if tc.gpu_check:
         cap = next(c for c in config.capabilities if c.name == tc.gpu_check)
         prepared = protocol_for(cap.kind).prepare(cap, config.assets_path)
