@@ -363,9 +363,14 @@ def test_workers_with_another_config_or_code_are_refused(
 
     good_worker = c.worker()
     _, stderr = c.master.communicate(timeout=60)
-    if c.master.returncode != 0:
+    try:
+        _, w_err = good_worker.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
         good_worker.kill()
-    _, w_err = good_worker.communicate(timeout=30)
+        _, w_err = good_worker.communicate()
+        pytest.fail(
+            f"the good worker outlived its master:\n{w_err[-4000:]}\n--- the master:\n{stderr[-4000:]}"
+        )
     assert c.master.returncode == 0, stderr[-3000:] + "\n--- the good worker:\n" + w_err[-3000:]
     run = read_json(only_run_dir(c.out) / "run.json")
     refused = run["workers"]["refused"]

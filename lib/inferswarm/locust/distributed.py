@@ -135,21 +135,29 @@ def differences(master: dict[str, Any], worker: dict[str, Any]) -> list[str]:
 
 
 class _VettedNodes(WorkerNodes):
-    """Locust's worker pool, in which a worker whose fingerprint is still being checked is never ready.
+    """Locust's worker pool, in which a worker whose fingerprint is unchecked, or was refused, is never
+    ready.
 
     Locust adds a connecting worker to its pool right after `worker_connect` fires, and a headless
     master starts once enough workers are ready: between the two, a worker that is about to be refused
-    could be counted (and the run start without the workers it waited for). Held workers are also
-    taken out of the pool (`WorkerRegistry._hold`); this closes the moment before that.
+    could be counted, and so could a refused worker whose repeated `client_ready` (Locust's connect
+    retry, after a slow ack) re-adds it. The run would then start without the workers it waited for,
+    and end before they connect. Such workers are also taken out of the pool (`WorkerRegistry._hold`);
+    this closes the moment before that.
     """
 
-    def __init__(self, nodes: WorkerNodes, pending: set[str]) -> None:
+    def __init__(self, nodes: WorkerNodes, pending: set[str], refused: set[str]) -> None:
         super().__init__()
         self._worker_nodes = nodes._worker_nodes
         self._pending = pending
+        self._refused = refused
 
     def get_by_state(self, state: str) -> list[WorkerNode]:
-        return [node for node in super().get_by_state(state) if node.id not in self._pending]
+        return [
+            node
+            for node in super().get_by_state(state)
+            if node.id not in self._pending and node.id not in self._refused
+        ]
 
 
 def _take_out(runner: MasterRunner, client_id: str) -> WorkerNode | None:
@@ -184,6 +192,7 @@ class WorkerRegistry:
         self._users: dict[str, int] = {}
         self._requests: dict[str, list[int]] = {}
         self._gone: set[str] = set()
+        self._refused_ids: set[str] = set()
         self._pending: set[str] = set()
         self._quitting = False
         self._greenlet: gevent.Greenlet[Any, Any] | None = None
@@ -192,7 +201,7 @@ class WorkerRegistry:
         runner = self.environment.runner
         assert isinstance(runner, MasterRunner)
         runner.register_message(HELLO, self._on_hello)
-        runner.clients = _VettedNodes(runner.clients, self._pending)
+        runner.clients = _VettedNodes(runner.clients, self._pending, self._refused_ids)
         events = self.environment.events
         events.worker_connect.add_listener(self._on_connect)
         events.heartbeat_sent.add_listener(self._on_heartbeat)
@@ -221,7 +230,9 @@ class WorkerRegistry:
     def _on_connect(self, client_id: str, **_: Any) -> None:
         # Locust counts a worker as ready the moment it connects; hold it out of the pool until its
         # fingerprint has been checked, so a headless master never starts with a worker it will refuse.
-        if client_id not in self.joined and client_id not in self._gone:
+        if client_id in self._refused_ids:  # a refused worker connecting again stays out
+            gevent.spawn(_take_out, self.environment.runner, client_id)
+        elif client_id not in self.joined and client_id not in self._gone:
             self._pending.add(client_id)
             gevent.spawn(self._hold, client_id)  # after Locust has added the node
 
@@ -282,6 +293,7 @@ class WorkerRegistry:
         # Out of the pool before it takes users; Locust moves any it already had to the others.
         client = _take_out(runner, client_id)
         self._gone.add(client_id)
+        self._refused_ids.add(client_id)
         runner.send_message(REFUSED, {"problems": problems}, client_id=client_id)
         self.refused.append({**who, "at": iso(now), "epoch_s": round(now, 3), "problems": problems})
         log.error("refused worker %s (%s): %s", who["node"], client_id, "; ".join(problems))

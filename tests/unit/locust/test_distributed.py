@@ -114,3 +114,33 @@ def test_a_connecting_worker_is_not_ready_until_its_fingerprint_is_checked(
         assert [w["id"] for w in registry.summary()["joined"]] == ["w1"]
     finally:
         runner.quit()
+
+
+def test_a_refused_worker_that_connects_again_is_never_ready(write_config: Callable[..., Path]) -> None:
+    """Locust's worker repeats `client_ready` when the master's ack is slow (a busy machine); a refused
+    worker's repeat must not put it back among the ready workers a headless master counts."""
+    import gevent
+    from locust import __version__ as locust_version
+    from locust.env import Environment
+    from locust.rpc import Message
+
+    from inferswarm.emulator.launcher import free_port
+    from inferswarm.locust.distributed import HELLO, WorkerRegistry
+
+    config = load_config(write_config(base_config(), "m.yaml"))
+    env = Environment(user_classes=[])
+    runner = env.create_master_runner("127.0.0.1", free_port())
+    try:
+        registry = WorkerRegistry(env, config, on_change=lambda _summary: None)
+        registry.start()
+        runner.handle_message("w1", Message("client_ready", locust_version, "w1"))
+        wrong = {**fingerprint(config), "code": "another"}
+        runner.handle_message("w1", Message(HELLO, {"fingerprint": wrong, "node": "w"}, "w1"))
+        [refused] = registry.summary()["refused"]
+        assert refused["problems"][0].startswith("inferswarm code: master ")
+        runner.handle_message("w1", Message("client_ready", locust_version, "w1"))  # the retry
+        assert runner.clients.ready == []
+        gevent.sleep(0)  # the hold-out runs
+        assert "w1" not in runner.clients
+    finally:
+        runner.quit()
