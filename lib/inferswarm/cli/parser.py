@@ -9,7 +9,7 @@ from typing import Any
 
 from inferswarm.cli.compare import cmd_compare
 from inferswarm.cli.report import cmd_report
-from inferswarm.cli.run import SEED_OPTIONS, cmd_demo, cmd_run
+from inferswarm.cli.run import DETECTOR_MODES, SEED_OPTIONS, cmd_demo, cmd_run
 from inferswarm.cli.servers import cmd_agent, cmd_serve
 from inferswarm.cli.validate import cmd_validate
 from inferswarm.config import AGENTS_ENV
@@ -126,6 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
     for option in SEED_OPTIONS:
         metavar = "N" if option.number is int else ("RPS" if option.field == "per_user_rps" else "SECONDS")
         seed.add_argument(option.flag, dest=option.dest, metavar=metavar, help=option.help)
+    seed.add_argument(
+        "--detector-mode",
+        choices=DETECTOR_MODES,
+        help="seed 001's DETECTOR_MODE: run only the groundlight capabilities of this mode",
+    )
+    seed.add_argument(
+        "--image-width", metavar="PIXELS", help="image_size.width of every groundlight capability"
+    )
+    seed.add_argument(
+        "--image-height", metavar="PIXELS", help="image_size.height of every groundlight capability"
+    )
     add_distributed_arguments(run)
     run.set_defaults(func=cmd_run)
 

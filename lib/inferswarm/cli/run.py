@@ -30,11 +30,13 @@ from inferswarm.cli.common import (
 )
 from inferswarm.config import (
     AGENTS_ENV,
+    CAPABILITIES_ENV,
     LOAD_ENV,
     ConfigError,
     RunConfig,
     load_config,
     resolve_secret_headers,
+    with_capability_override,
     with_extra_agents,
     with_load_override,
 )
@@ -326,6 +328,59 @@ def apply_seed_options(
         raise OptionError(f"{', '.join(flags)}: {exc.field}: {exc.problem}") from None
 
 
+DETECTOR_KIND = "groundlight"
+DETECTOR_MODES = ("BINARY", "COUNT", "MULTI_CLASS")
+"""Seed 001's DETECTOR_MODE: `--detector-mode` (a flag: `run`'s positional is the config)."""
+IMAGE_OPTIONS = (("--image-width", "image_width", "width"), ("--image-height", "image_height", "height"))
+
+
+def capability_override(args: argparse.Namespace) -> str | None:
+    """`--detector-mode`, `--image-width`, `--image-height` as the JSON capability override the Locust
+    processes read from INFERSWARM_CAPABILITIES (the flags replace it); None when neither is given."""
+    mode = getattr(args, "detector_mode", None)
+    size: dict[str, int] = {}
+    for flag, dest, field in IMAGE_OPTIONS:
+        raw = getattr(args, dest, None)
+        if raw is None:
+            continue
+        try:
+            size[field] = int(raw)
+        except ValueError:
+            raise OptionError(f"{flag}: {raw!r} is not a whole number") from None
+    if mode is None and not size:
+        return os.environ.get(CAPABILITIES_ENV) or None
+    override: dict[str, Any] = {"kind": DETECTOR_KIND}
+    if mode is not None:
+        override["select"] = {"mode": mode}
+    if size:
+        override["set"] = {"image_size": size}
+    return json.dumps(override)
+
+
+def apply_capability_options(args: argparse.Namespace, config: RunConfig) -> tuple[RunConfig, str | None]:
+    """`config` with seed 001's DETECTOR_MODE and image size applied, and the override the Locust
+    processes get. Raises OptionError naming the options, ConfigError for INFERSWARM_CAPABILITIES."""
+    override = capability_override(args)
+    mode = getattr(args, "detector_mode", None)
+    size_flags = [flag for flag, dest, _ in IMAGE_OPTIONS if getattr(args, dest, None) is not None]
+    flags = ([f"--detector-mode {mode}"] if mode else []) + size_flags
+    if not flags:
+        return with_capability_override(config, override), override
+    detectors = [c for c in config.capabilities if c.kind == DETECTOR_KIND]
+    chosen = [c for c in detectors if mode is None or getattr(c, "mode", None) == mode]
+    fixed = [c for c in chosen if getattr(c, "image", None) is not None]
+    if size_flags and fixed:
+        raise OptionError(
+            f"{', '.join(size_flags)}: capability {fixed[0].name!r} sends the fixed asset image "
+            f"{getattr(fixed[0], 'image', None)!r}, not generated ones: give it image_size instead of image"
+        )
+    try:
+        return with_capability_override(config, override), override
+    except ConfigError as exc:
+        field = f"{exc.field}: " if exc.field not in ("", "kind", "select") else ""
+        raise OptionError(f"{', '.join(flags)}: {field}{exc.problem}") from None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     problem = check_distributed(args)
     if problem:
@@ -337,8 +392,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     load_override = cycle_override(args)
     try:
         from_file = with_extra_agents(load_config(args.config), agents)
+        selected, chosen_capabilities = apply_capability_options(args, from_file)
         config, load_override = apply_seed_options(
-            args, from_file, with_load_override(from_file, load_override), load_override
+            args, selected, with_load_override(selected, load_override), load_override
         )
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
@@ -350,6 +406,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env[AGENTS_ENV] = agents
     if load_override:
         env[LOAD_ENV] = load_override
+    if chosen_capabilities:
+        env[CAPABILITIES_ENV] = chosen_capabilities
     if args.worker:
         return cmd_run_worker(args, env)
     if {"-h", "--help"} & set(args.locust_args):  # Locust's own options: nothing runs, no run directory

@@ -1,8 +1,8 @@
 """`inferswarm validate`: check a run config and print what the run would do.
 
-It checks everything `inferswarm run` checks before it starts: the file, the agents and load given in
-the environment (INFERSWARM_AGENTS, INFERSWARM_LOAD), and that every required secret header's
-environment variable is set.
+It checks everything `inferswarm run` checks before it starts: the file, the agents, capabilities and
+load given in the environment (INFERSWARM_AGENTS, INFERSWARM_CAPABILITIES, INFERSWARM_LOAD), and that
+every required secret header's environment variable is set.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import os
 from inferswarm.cli.common import error
 from inferswarm.config import (
     AGENTS_ENV,
+    CAPABILITIES_ENV,
     LOAD_ENV,
     ConfigError,
     load_config,
     resolve_secret_headers,
+    with_capability_override,
     with_extra_agents,
     with_load_override,
 )
@@ -25,6 +27,7 @@ from inferswarm.config import (
 def cmd_validate(args: argparse.Namespace) -> int:
     try:
         config = with_extra_agents(load_config(args.config), os.environ.get(AGENTS_ENV))
+        config = with_capability_override(config, os.environ.get(CAPABILITIES_ENV))
         config = with_load_override(config, os.environ.get(LOAD_ENV))
         resolve_secret_headers(config)
     except ConfigError as exc:

@@ -9,11 +9,13 @@ from __future__ import annotations
 from inferswarm.config.errors import ConfigError, unknown_name, validation_error
 from inferswarm.config.loading import (
     AGENTS_ENV,
+    CAPABILITIES_ENV,
     LOAD_ENV,
     load_config,
     parse_config,
     read_yaml,
     resolve_secret_headers,
+    with_capability_override,
     with_extra_agents,
     with_load_override,
 )
@@ -35,6 +37,7 @@ from inferswarm.load import CycleLoad, RampLoad, StagesLoad, StageSpec
 
 __all__ = [
     "AGENTS_ENV",
+    "CAPABILITIES_ENV",
     "INTERVAL_MAX_S",
     "INTERVAL_MIN_S",
     "LOAD_ENV",
@@ -59,6 +62,7 @@ __all__ = [
     "run_config_model",
     "unknown_name",
     "validation_error",
+    "with_capability_override",
     "with_extra_agents",
     "with_load_override",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from inferswarm.config.errors import (
     ConfigError,
@@ -268,13 +268,84 @@ def with_load_override(config: RunConfig, override: str | None) -> RunConfig:
         if config.load.shape == given.get("shape", config.load.shape)
         else {}
     )
-    data = config.model_dump()
+    data = _as_given(config)
     data["load"] = {**base, **given}
     try:
         updated = parse_config(data, config.source)
     except ConfigError as exc:
         raise ConfigError(where, exc.field, exc.problem) from None
     return updated
+
+
+def _as_given(config: RunConfig) -> dict[str, Any]:
+    """The config as its fields were given (defaults left out), to validate again with a change: a
+    kind that refuses a field next to another (a fixed `image` with an `image_size`) sees what was set."""
+    return config.model_dump(exclude_unset=True)
+
+
+CAPABILITIES_ENV = "INFERSWARM_CAPABILITIES"
+CAPABILITY_OVERRIDE_KEYS = frozenset({"kind", "select", "set"})
+
+
+def with_capability_override(config: RunConfig, override: str | None) -> RunConfig:
+    """Select and change capabilities outside the file (JSON, e.g. from `run --detector-mode
+    --image-width --image-height`): `{"kind": K, "select": {field: value}, "set": {field: value}}`.
+
+    `select` keeps only the capabilities of kind K whose fields have those values (every other
+    capability, of any kind, is left out of the run; without `select` all stay); `set` changes those
+    fields of every kept capability of kind K (a mapping value is merged into the capability's own).
+    The result is validated exactly like the file, so a bad override is a ConfigError naming the field.
+    """
+    if not override or not override.strip():
+        return config
+    where = f"{CAPABILITIES_ENV} / run --detector-mode --image-width --image-height"
+    try:
+        given = json.loads(override)
+    except ValueError:
+        raise ConfigError(where, "", "not valid JSON") from None
+    if not isinstance(given, dict):
+        raise ConfigError(where, "", "must be a JSON object")
+    unknown = sorted(set(given) - CAPABILITY_OVERRIDE_KEYS)
+    if unknown:
+        raise ConfigError(
+            where, unknown[0], f"unknown key (known: {', '.join(sorted(CAPABILITY_OVERRIDE_KEYS))})"
+        )
+    kind, select, changes = given.get("kind"), given.get("select") or {}, given.get("set") or {}
+    if not isinstance(kind, str) or not kind:
+        raise ConfigError(where, "kind", "give the capability kind the override is for")
+    for key, value in (("select", select), ("set", changes)):
+        if not isinstance(value, dict):
+            raise ConfigError(where, key, "must be a JSON object of field: value")
+    data = _as_given(config)
+    listed = ", ".join(f"{c.name} ({c.kind})" for c in config.capabilities)
+    of_kind = [(i, c) for i, c in enumerate(config.capabilities) if c.kind == kind]
+    if not of_kind:
+        raise ConfigError(where, "kind", f"no {kind} capability in this config (capabilities: {listed})")
+    for key in [*select, *changes]:
+        if key not in type(of_kind[0][1]).model_fields or key == "kind":
+            raise ConfigError(where, key, f"not a field {kind} capabilities can be selected by or given")
+    kept = [(i, c) for i, c in of_kind if all(getattr(c, k) == v for k, v in select.items())]
+    if not select:
+        kept = list(enumerate(config.capabilities))
+    elif not kept:
+        wanted = ", ".join(f"{k} {v!r}" for k, v in select.items())
+        have = ", ".join(
+            f"{c.name}: " + ", ".join(f"{k} {getattr(c, k)!r}" for k in select) for _, c in of_kind
+        )
+        raise ConfigError(where, "select", f"no {kind} capability with {wanted} ({have})")
+    capabilities = []
+    for index, capability in kept:
+        item = dict(data["capabilities"][index])
+        for key, value in changes.items() if capability.kind == kind else ():
+            current = getattr(capability, key)
+            merge = isinstance(value, dict) and isinstance(current, BaseModel)
+            item[key] = {**current.model_dump(), **value} if merge else value
+        capabilities.append(item)
+    data["capabilities"] = capabilities
+    try:
+        return parse_config(data, config.source)
+    except ConfigError as exc:
+        raise ConfigError(where, exc.field, exc.problem) from None
 
 
 def load_config(path: str | os.PathLike[str]) -> RunConfig:

@@ -40,6 +40,7 @@ import os
 import random
 import re
 import secrets
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -103,6 +104,32 @@ def is_image(data: bytes) -> bool:
     return data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+"""The JPEG start-of-frame markers (SOF0..SOF15 less DHT, JPG and DAC), which carry the size."""
+MAX_IMAGE_SIZES = 16
+"""Distinct `WxH` keys counted per detector; any further size counts as `other`."""
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """A PNG's or JPEG's (width, height) from its header; None when it cannot be read."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and data[12:16] == b"IHDR" and len(data) >= 24:
+        width, height = struct.unpack(">II", data[16:24])
+        return width, height
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        length = int.from_bytes(data[at + 2 : at + 4], "big")
+        if marker in JPEG_FRAMES and at + 9 <= len(data):
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return width, height
+        if marker == 0xDA or length < 2:  # the scan starts before any frame header: not readable
+            return None
+        at += 2 + length
+    return None
+
+
 @dataclass
 class QueryParams:
     """The submit route's query parameters, checked."""
@@ -160,6 +187,15 @@ class PodCounters:
     """Queries the pod's full queue turned away (escalated, or 503 on edge-only detectors)."""
     low_confidence: int = 0
     """Edge inferences below the threshold."""
+    image_sizes: dict[str, int] = field(default_factory=dict)
+    """Submitted images by `WxH` (`unknown`: not readable; `other`: beyond MAX_IMAGE_SIZES sizes)."""
+
+    def count_image(self, data: bytes) -> None:
+        size = image_dimensions(data)
+        key = "unknown" if size is None else f"{size[0]}x{size[1]}"
+        if key not in self.image_sizes and len(self.image_sizes) >= MAX_IMAGE_SIZES:
+            key = "other"
+        self.image_sizes[key] = self.image_sizes.get(key, 0) + 1
 
 
 @dataclass
@@ -498,6 +534,7 @@ class EdgeState:
                 "not_ready": pod.counters.not_ready,
                 "saturated": pod.counters.saturated,
                 "low_confidence": pod.counters.low_confidence,
+                "image_sizes": dict(pod.counters.image_sizes),
                 "gpu": pod.gpu.snapshot(),
             }
             for det_id, pod in self.pods.items()
@@ -549,6 +586,7 @@ def register_edge(app: FastAPI, edge: EdgeState) -> None:
         edge.detector(params.detector_id)  # 404 before the image is looked at
         if not is_image(image):
             raise EdgeError(400, "Request body could not be decoded as an image")
+        edge.pods[params.detector_id].counters.count_image(image)
         status, body = await edge.submit(params)
         return JSONResponse(body, status_code=status)
 

@@ -23,11 +23,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from inferswarm.config import (
     AGENTS_ENV,
+    CAPABILITIES_ENV,
     LOAD_ENV,
     ConfigError,
     RunConfig,
     load_config,
     resolve_secret_headers,
+    with_capability_override,
     with_extra_agents,
     with_load_override,
 )
@@ -298,6 +300,7 @@ def bootstrap(namespace: dict[str, Any]) -> Plugin:
         raise AssertionError("unreachable")
     try:
         config = with_extra_agents(load_config(path), os.environ.get(AGENTS_ENV))
+        config = with_capability_override(config, os.environ.get(CAPABILITIES_ENV))
         config = with_load_override(config, os.environ.get(LOAD_ENV))
         secrets = resolve_secret_headers(config)
     except ConfigError as exc:
