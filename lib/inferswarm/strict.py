@@ -6,6 +6,8 @@ planner or run for weeks is refused at load with one line, never discovered mid-
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from typing import get_args
 
 from pydantic import BaseModel, ConfigDict
@@ -35,3 +37,11 @@ def literal_tag(model: type[BaseModel], field: str) -> str:
     if len(tags) != 1 or not isinstance(tags[0], str):
         raise TypeError(f"{model.__name__}.{field} must be a Literal of one string")
     return tags[0]
+
+
+def no_such_name(what: str, name: str, known: Sequence[str]) -> str:
+    """`no <what> named 'x' (did you mean 'y'?)`, or the known names when none is close: the one
+    wording for a reference to something the config does not have."""
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+    return f"no {what} named {name!r} ({hint})"

@@ -14,6 +14,8 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from inferswarm.strict import no_such_name
+
 
 class ConfigError(Exception):
     """A config problem, reported as `file: field.path: problem`."""
@@ -161,6 +163,4 @@ def unknown_name(
     source: str | Path | None, field: str, what: str, name: str, known: list[str]
 ) -> ConfigError:
     """A reference to a capability (or other named thing) that does not exist, with a suggestion."""
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-    return ConfigError(source, field, f"no {what} named {name!r} ({hint})")
+    return ConfigError(source, field, no_such_name(what, name, known))

@@ -257,12 +257,7 @@ def with_load_override(config: RunConfig, override: str | None) -> RunConfig:
     if not override or not override.strip():
         return config
     where = f"{LOAD_ENV} / run -x -y -z"
-    try:
-        given = json.loads(override)
-    except ValueError:
-        raise ConfigError(where, "", "not valid JSON") from None
-    if not isinstance(given, dict):
-        raise ConfigError(where, "", "must be a JSON object")
+    given = _json_object(override, where)
     base = (
         config.load.model_dump(by_alias=True)
         if config.load.shape == given.get("shape", config.load.shape)
@@ -275,6 +270,17 @@ def with_load_override(config: RunConfig, override: str | None) -> RunConfig:
     except ConfigError as exc:
         raise ConfigError(where, exc.field, exc.problem) from None
     return updated
+
+
+def _json_object(text: str, where: str) -> dict[str, Any]:
+    """An override given outside the file: a JSON object, or a ConfigError naming where it came from."""
+    try:
+        given = json.loads(text)
+    except ValueError:
+        raise ConfigError(where, "", "not valid JSON") from None
+    if not isinstance(given, dict):
+        raise ConfigError(where, "", "must be a JSON object")
+    return given
 
 
 def _as_given(config: RunConfig) -> dict[str, Any]:
@@ -299,12 +305,7 @@ def with_capability_override(config: RunConfig, override: str | None) -> RunConf
     if not override or not override.strip():
         return config
     where = f"{CAPABILITIES_ENV} / run --detector-mode --image-width --image-height"
-    try:
-        given = json.loads(override)
-    except ValueError:
-        raise ConfigError(where, "", "not valid JSON") from None
-    if not isinstance(given, dict):
-        raise ConfigError(where, "", "must be a JSON object")
+    given = _json_object(override, where)
     unknown = sorted(set(given) - CAPABILITY_OVERRIDE_KEYS)
     if unknown:
         raise ConfigError(

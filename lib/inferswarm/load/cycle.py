@@ -9,7 +9,6 @@ ends when every user has stopped.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import ClassVar, Literal
 
@@ -17,7 +16,7 @@ from pydantic import Field, model_validator
 
 from inferswarm.load.base import CyclePlan, LoadContext, LoadKind, Stage, Wait
 from inferswarm.load.registry import register_load
-from inferswarm.strict import MAX_RUN_S
+from inferswarm.strict import MAX_RUN_S, no_such_name
 
 # Users start this fast, so one cycle's requests really are in flight together.
 CYCLE_SPAWN_RATE = 100.0
@@ -100,9 +99,7 @@ class CycleLoad(LoadKind):
         problems = []
         for index, wanted in enumerate(self.capabilities):
             if wanted not in known:
-                close = difflib.get_close_matches(wanted, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-                problems.append((f"capabilities[{index}]", f"no capability named {wanted!r} ({hint})"))
+                problems.append((f"capabilities[{index}]", no_such_name("capability", wanted, known)))
         return problems
 
     def describe(self, context: LoadContext) -> str:

@@ -7,7 +7,6 @@ push through the endpoint. One stage, one user, on one capability (the first by 
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Literal
 
@@ -15,7 +14,7 @@ from pydantic import Field
 
 from inferswarm.load.base import BackToBack, LoadContext, LoadKind, Stage
 from inferswarm.load.registry import register_load
-from inferswarm.strict import MAX_RUN_S
+from inferswarm.strict import MAX_RUN_S, no_such_name
 
 
 @register_load
@@ -44,9 +43,7 @@ class FpsLoad(LoadKind):
         known = list(context.capabilities)
         if self.capability is None or self.capability in known:
             return []
-        close = difflib.get_close_matches(self.capability, known, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-        return [("capability", f"no capability named {self.capability!r} ({hint})")]
+        return [("capability", no_such_name("capability", self.capability, known))]
 
     def describe(self, context: LoadContext) -> str:
         return (

@@ -13,7 +13,6 @@ watches (`inferswarm.locust.listeners.readiness`), which needs to know where eac
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import ClassVar, Literal
@@ -23,7 +22,7 @@ from pydantic import Field, model_validator
 from inferswarm.load.base import LoadContext, LoadKind, ReadinessPlan, Stage
 from inferswarm.load.cycle import CYCLE_SPAWN_RATE, CyclePacer
 from inferswarm.load.registry import register_load
-from inferswarm.strict import MAX_RUN_S
+from inferswarm.strict import MAX_RUN_S, no_such_name
 
 MAX_ITERATIONS = 10_000_000
 
@@ -87,9 +86,7 @@ class ReadinessLoad(LoadKind):
         problems = []
         for index, wanted in enumerate(self.capabilities):
             if wanted not in known:
-                close = difflib.get_close_matches(wanted, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-                problems.append((f"capabilities[{index}]", f"no capability named {wanted!r} ({hint})"))
+                problems.append((f"capabilities[{index}]", no_such_name("capability", wanted, known)))
             elif wanted in self.capabilities[:index]:
                 problems.append((f"capabilities[{index}]", f"{wanted!r} is listed twice"))
         return problems
