@@ -44,7 +44,10 @@ STAGE_COLUMNS = [
     "start_epoch_s",
     "end_epoch_s",
     "completed",
+    "rps",
 ]
+# `users` of an open-loop stage is its ceiling on requests in flight; `rps` its offered rate (empty when
+# the stage is closed loop).
 # PREFIX_steps.csv: requests and failures per stage and name in the measured window (after warm-up).
 STEPS_COLUMNS = [
     "stage",

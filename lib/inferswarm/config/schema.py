@@ -239,6 +239,8 @@ class RunConfig(StrictModel):
         return LoadContext(
             capabilities=tuple(c.name for c in self.capabilities),
             longest_timeout_s=max(timeouts, default=self.target.request_timeout_s),
+            weights=tuple(c.weight for c in self.capabilities),
+            gates=tuple(self.slo),
         )
 
 

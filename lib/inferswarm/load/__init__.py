@@ -6,8 +6,10 @@ decorated with `@register_load`, imported below. See docs/architecture.md.
 
 from __future__ import annotations
 
-from inferswarm.load import cycle, fps, ramp, readiness, stages  # noqa: F401  (built-in kinds register themselves)
+from inferswarm.load import cycle, fps, ramp, rate, readiness, search, stages  # noqa: F401  (built-in kinds register themselves)
+from inferswarm.load.arrivals import Arrival, ArrivalSpec
 from inferswarm.load.base import (
+    RATE_AXIS,
     USERS_AXIS,
     BackToBack,
     ConstantPacing,
@@ -24,12 +26,17 @@ from inferswarm.load.base import (
 from inferswarm.load.cycle import CycleLoad
 from inferswarm.load.fps import FpsLoad
 from inferswarm.load.ramp import RampLoad
+from inferswarm.load.rate import OpenLoop, RateLoad, RateStage
 from inferswarm.load.readiness import ReadinessLoad
 from inferswarm.load.registry import load_kind, load_kinds, register_load, step_axis_of
+from inferswarm.load.search import SearchLoad, Trial, bracket
 from inferswarm.load.stages import StagesLoad, StageSpec
 
 __all__ = [
+    "RATE_AXIS",
     "USERS_AXIS",
+    "Arrival",
+    "ArrivalSpec",
     "BackToBack",
     "ConstantPacing",
     "CycleLoad",
@@ -37,15 +44,21 @@ __all__ = [
     "FpsLoad",
     "LoadContext",
     "LoadKind",
+    "OpenLoop",
     "Pacer",
     "RampLoad",
+    "RateLoad",
+    "RateStage",
     "ReadinessLoad",
     "ReadinessPlan",
+    "SearchLoad",
     "Stage",
     "StageSpec",
     "StagesLoad",
     "StepAxis",
+    "Trial",
     "Wait",
+    "bracket",
     "load_kind",
     "load_kinds",
     "register_load",

@@ -12,8 +12,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
+from inferswarm.load.arrivals import ArrivalSpec
 from inferswarm.strict import StrictModel
 
 
@@ -26,7 +27,10 @@ class Stage:
     """Planned offset from the start of the shape."""
     duration_s: float
     users: int
+    """Users (closed loop); for an open-loop stage, the ceiling on requests in flight."""
     spawn_rate: float
+    rps: float | None = None
+    """The offered request rate of an open-loop stage (all capabilities, all processes); None: closed loop."""
 
     @property
     def end_s(self) -> float:
@@ -52,6 +56,7 @@ class StepAxis:
 
 
 USERS_AXIS = StepAxis(column="users", label="users")
+RATE_AXIS = StepAxis(column="rps", label="requests/s offered")
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,16 @@ class LoadContext:
     """Capability names, in config order."""
     longest_timeout_s: float
     """The longest request timeout of any capability: how long a last request may still take."""
+    weights: tuple[int, ...] = ()
+    """Capability weights, in config order (empty: all 1)."""
+    gates: tuple[str, ...] = ()
+    """The config's SLO gates (`slo`), as written."""
+
+    def shares(self) -> dict[str, float]:
+        """Each capability's share of the load by weight (sums to 1)."""
+        weights = self.weights or (1,) * len(self.capabilities)
+        total = sum(weights)
+        return {name: weight / total for name, weight in zip(self.capabilities, weights, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -155,9 +170,20 @@ class LoadKind(StrictModel, ABC):
     records_slots: ClassVar[bool] = False
     """Requests belong to numbered slots (cycles) whose outcomes are tallied."""
 
+    @classmethod
+    def axis_of(cls, load: Mapping[str, Any]) -> StepAxis:
+        """The report's axis for this kind's config as stored in run.json (a kind whose axis depends on
+        a field overrides this)."""
+        return cls.axis
+
     @abstractmethod
     def plan(self, context: LoadContext) -> list[Stage]:
         """The planned stages, in order."""
+
+    def longest_s(self, context: LoadContext) -> float:
+        """How long the load lasts at most (a plan made as the run goes may end sooner)."""
+        stages = self.plan(context)
+        return stages[-1].end_s if stages else 0.0
 
     def pacer(self, capability: str) -> Pacer:
         """A new pacer for one user of `capability`."""
@@ -169,6 +195,11 @@ class LoadKind(StrictModel, ABC):
 
     def cycle_plan(self, context: LoadContext) -> CyclePlan | None:
         """Cycle mode's plan (requests tallied per cycle and summarised on the console); None otherwise."""
+        return None
+
+    def arrivals(self) -> ArrivalSpec | None:
+        """An open-loop kind's arrival process: users then take their sends from a shared schedule at
+        each stage's `rps` (see `inferswarm.locust.arrivals`); None: closed loop, paced by `pacer`."""
         return None
 
     def readiness_plan(self, context: LoadContext) -> ReadinessPlan | None:

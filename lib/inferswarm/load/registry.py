@@ -34,4 +34,4 @@ def step_axis_of(load: Any) -> StepAxis:
     """The report's x axis for a load section as stored in run.json (users when the kind is unknown)."""
     shape = load.get("shape") if isinstance(load, dict) else None
     kind = _KINDS.get(shape) if isinstance(shape, str) else None
-    return kind.axis if kind is not None else USERS_AXIS
+    return kind.axis_of(load) if kind is not None else USERS_AXIS

@@ -146,8 +146,9 @@ class CapabilityClient:
         when polled."""
         self._observed_names: dict[str, str] = {}
 
-    def send(self, slot: int | None = None) -> bool:
-        """Send once and fire the request event; True when the response counted as a success."""
+    def send(self, slot: int | None = None, intended_s: float | None = None) -> bool:
+        """Send once and fire the request event; True when the response counted as a success.
+        `intended_s`: when an open-loop schedule meant it to be sent (epoch s; None: now)."""
         start_time = time.time()
         started = time.perf_counter()
         prepared = self.prepared

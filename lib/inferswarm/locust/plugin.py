@@ -34,7 +34,9 @@ from inferswarm.config import (
     with_load_override,
 )
 from inferswarm.config.errors import unknown_name
+from inferswarm.load import SearchLoad
 from inferswarm.locust import csv_patch
+from inferswarm.locust.arrivals import RateDriver, Schedules, WorkerRates
 from inferswarm.locust.distributed import MASTER_TIMEOUT_S, MasterWatch, WorkerRegistry
 from inferswarm.locust.lifeline import StopCause
 from inferswarm.locust.listeners.cycles import CycleLedger, CycleReporter
@@ -48,6 +50,7 @@ from inferswarm.locust.listeners.run_record import RunRecorder
 from inferswarm.locust.listeners.status_codes import StatusCodes
 from inferswarm.locust.listeners.step_stats import StepStats
 from inferswarm.locust.listeners.telemetry import TelemetryHub, WorkerTelemetry
+from inferswarm.locust.search import SearchDriver
 from inferswarm.locust.shape import RecordingShape, StageRecorder, shape_class_for
 from inferswarm.locust.user import build_user_classes
 from inferswarm.protocols import protocol_for
@@ -78,8 +81,16 @@ def fail(message: str, code: int = 2) -> None:
 class WorkerRoot:
     """A worker process: counts and samples locally, ships to the master, leaves when it goes silent."""
 
-    def __init__(self, environment: Environment, config: RunConfig, master_timeout_s: float) -> None:
+    def __init__(
+        self,
+        environment: Environment,
+        config: RunConfig,
+        master_timeout_s: float,
+        schedules: Schedules | None = None,
+    ) -> None:
         StopCause().install()
+        if schedules is not None:
+            WorkerRates(environment, schedules)
         self.status_codes = StatusCodes(environment)
         self.cycles = CycleLedger(environment) if config.load.records_slots else None
         if config.load.readiness_plan(config.load_context()) is not None:
@@ -93,7 +104,12 @@ class OwnerRoot:
     """The master or the local runner: owns the run directory, run.json and the report's inputs."""
 
     def __init__(
-        self, environment: Environment, config: RunConfig, secrets: dict[str, str], options: Any
+        self,
+        environment: Environment,
+        config: RunConfig,
+        secrets: dict[str, str],
+        options: Any,
+        schedules: Schedules | None = None,
     ) -> None:
         self.environment = environment
         self.config = config
@@ -115,6 +131,8 @@ class OwnerRoot:
         self.step_stats = StepStats(environment, files, config.report.warmup_s)
         self.recorder = StageRecorder(files.path("stages"))
         self.recorder.listeners += [self.step_stats, self.status_codes]
+        if schedules is not None:
+            self.recorder.listeners.append(RateDriver(environment, config.load_context(), schedules))
         self.shape: RecordingShape | None = None
         if isinstance(environment.shape_class, RecordingShape):
             self.shape = environment.shape_class
@@ -132,6 +150,13 @@ class OwnerRoot:
                 files.path("cycle_summary"),
             )
         self.run = RunRecorder(environment, RunRecord(files.run_dir, config, secrets.values()))
+        if self.shape is not None and isinstance(config.load, SearchLoad):
+            self.shape.planner = SearchDriver(
+                config.load,
+                config.load_context(),
+                self.step_stats,
+                save=lambda summary: self.run.saved(search=summary),
+            )
         self.readiness: ReadinessMonitor | None = None
         readiness = config.load.readiness_plan(config.load_context())
         if readiness is not None:
@@ -239,6 +264,9 @@ class Plugin:
     def __init__(self, config: RunConfig, secrets: dict[str, str]) -> None:
         self.config = config
         self.secrets = secrets
+        spec = config.load.arrivals()
+        self.schedules = Schedules(spec, config.load_context().capabilities) if spec is not None else None
+        """Open-loop load: this process's send times, shared by its users and set by its root."""
         self.root: WorkerRoot | OwnerRoot | None = None
 
     def add_arguments(self, parser: Any) -> None:
@@ -267,9 +295,9 @@ class Plugin:
             fail(f"{CONFIG_ARG} {given} differs from the config the user classes were built from")
         if isinstance(environment.runner, WorkerRunner):
             timeout_s = getattr(options, "inferswarm_master_timeout", None) or MASTER_TIMEOUT_S
-            self.root = WorkerRoot(environment, self.config, timeout_s)
+            self.root = WorkerRoot(environment, self.config, timeout_s, self.schedules)
         else:
-            self.root = OwnerRoot(environment, self.config, self.secrets, options)
+            self.root = OwnerRoot(environment, self.config, self.secrets, options, self.schedules)
 
 
 def capability_info(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -306,11 +334,11 @@ def bootstrap(namespace: dict[str, Any]) -> Plugin:
     except ConfigError as exc:
         fail(exc.one_line())
         raise AssertionError("unreachable") from exc
-    for user_class in build_user_classes(config, secrets):
+    plugin = Plugin(config, secrets)
+    for user_class in build_user_classes(config, secrets, plugin.schedules):
         namespace[user_class.__name__] = user_class
     shape = shape_class_for(config.load, config.load_context())
     namespace[shape.__name__] = shape
-    plugin = Plugin(config, secrets)
     csv_patch.install()
     events.init_command_line_parser.add_listener(plugin.add_arguments)
     names = [c.name for c in config.capabilities]

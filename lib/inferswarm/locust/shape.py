@@ -18,6 +18,14 @@ from inferswarm.load import LoadContext, LoadKind, Stage, stage_at
 from inferswarm.rundir import STAGE_COLUMNS, CsvAppender
 
 
+class StagePlanner(Protocol):
+    """Decides the next stage when the planned ones are over (a search's next trial), or None: done."""
+
+    def next_stage(self, index: int, start_s: float) -> Stage | None: ...
+
+    def reset(self) -> None: ...
+
+
 class StageListener(Protocol):
     def stage_opened(self, index: int, stage: Stage) -> None: ...
 
@@ -70,6 +78,7 @@ class StageRecorder:
             f"{started:.3f}",
             f"{now:.3f}",
             "true" if completed else "false",
+            "" if stage.rps is None else f"{stage.rps:g}",
         ]
         self._csv.rows([row])
         self._open = None
@@ -87,10 +96,16 @@ class RecordingShape(LoadTestShape):
     abstract = True
     stages: ClassVar[tuple[Stage, ...]] = ()
     ends_when_users_stop: ClassVar[bool] = False
+    longest_s: ClassVar[float] = 0.0
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.recorder: StageRecorder | None = None
+        self.planner: StagePlanner | None = None
+        """Adds stages as the run goes (attached by the owner for a load kind that plans as it goes)."""
+        self.plan: tuple[Stage, ...] = self.stages
+        """The stages of this run so far: the class's, plus those the planner added."""
+        self._planned_all = False
         self._current: int | None = -1
         self.completed = False
         self._users_seen = False
@@ -103,6 +118,7 @@ class RecordingShape(LoadTestShape):
         super().reset_time()  # type: ignore[no-untyped-call]
         if self._ended or self.completed or self._current is None:
             self._current = -1
+            self._restart_plan()
         self._users_seen = self._ended = False
         self.completed = False
 
@@ -112,6 +128,13 @@ class RecordingShape(LoadTestShape):
         if self.recorder is not None:
             self.recorder.interrupt()
         self._current = -1
+        self._restart_plan()
+
+    def _restart_plan(self) -> None:
+        self.plan = self.stages
+        self._planned_all = False
+        if self.planner is not None:
+            self.planner.reset()
 
     def end(self) -> None:
         """End the shape at its next tick: a load kind's end condition was met (readiness). The open
@@ -124,22 +147,37 @@ class RecordingShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         if self._ended:
             return None
-        index = stage_at(self.stages, self.get_run_time())  # type: ignore[no-untyped-call]
+        run_time: float = self.get_run_time()  # type: ignore[no-untyped-call]
+        index = stage_at(self.plan, run_time)
+        if index is None and self.planner is not None and self._current is not None and not self._planned_all:
+            index = self._plan_next(run_time)
         if index != self._current:
             self._current = index
             self.completed = False  # the web UI can start the same shape again
             if self.recorder is not None:
-                self.recorder.enter(index, self.stages[index] if index is not None else None)
+                self.recorder.enter(index, self.plan[index] if index is not None else None)
         if index is None:
             self.completed = True
             return None
-        stage = self.stages[index]
+        stage = self.plan[index]
         if self.ends_when_users_stop and self._all_users_stopped(stage.users):
             self._ended = self.completed = True
             if self.recorder is not None:
                 self.recorder.enter(None, None)
             return None
         return stage.users, stage.spawn_rate
+
+    def _plan_next(self, run_time: float) -> int | None:
+        """The planned stages are over: close the last (its statistics are then final), ask for the next."""
+        assert self.planner is not None
+        if self.recorder is not None:
+            self.recorder.enter(None, None)
+        stage = self.planner.next_stage(len(self.plan), run_time)
+        if stage is None:
+            self._planned_all = True  # the shape ends at this tick
+            return None
+        self.plan = (*self.plan, stage)
+        return len(self.plan) - 1
 
     def _all_users_stopped(self, planned: int) -> bool:
         count = self.runner.user_count if self.runner is not None else 0
@@ -150,7 +188,8 @@ class RecordingShape(LoadTestShape):
 
     @property
     def planned_duration_s(self) -> float:
-        return self.stages[-1].end_s if self.stages else 0.0
+        """How long the plan lasts (for a plan made as the run goes, the longest it may last)."""
+        return self.longest_s
 
 
 def shape_class_for(load: LoadKind, context: LoadContext) -> type[RecordingShape]:
@@ -160,5 +199,6 @@ def shape_class_for(load: LoadKind, context: LoadContext) -> type[RecordingShape
         "abstract": False,
         "stages": tuple(load.plan(context)),
         "ends_when_users_stop": load.ends_when_users_stop,
+        "longest_s": load.longest_s(context),
     }
     return type(name, (RecordingShape,), attrs)

@@ -12,12 +12,14 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import gevent
 from locust import FastHttpUser, tag, task
 from locust.env import Environment
 from locust.exception import StopUser
 
 from inferswarm.config import RunConfig
 from inferswarm.load import LoadKind, Pacer
+from inferswarm.locust.arrivals import IDLE_S, ArrivalSchedule, Schedules
 from inferswarm.locust.client import DEFAULT_MAX_BODY_BYTES, CapabilityClient
 from inferswarm.locust.outcome import slots_skipped
 from inferswarm.protocols import CapabilityBase, PreparedRequest, Protocol, protocol_for
@@ -36,6 +38,8 @@ class CapabilityUser(FastHttpUser):
     secret_values: ClassVar[tuple[str, ...]] = ()
     """The resolved `secret_headers` values: masked in failure messages (a server may echo them)."""
     tracks_slots: ClassVar[bool] = False
+    schedule: ClassVar[ArrivalSchedule | None] = None
+    """Open-loop load: the process's shared schedule this capability's users take send times from."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -56,7 +60,13 @@ class CapabilityUser(FastHttpUser):
         self.pacer.start(time.time())
 
     def send(self) -> bool:
-        """Send once; True when the response counted as a success."""
+        """Send once (open loop: at the schedule's next send time); True when it counted as a success."""
+        if self.schedule is not None:
+            due = self.schedule.claim()
+            if due is None:  # no rate yet (a worker before its master's first share) or any more
+                gevent.sleep(IDLE_S)
+                return False
+            return self.capability_client.send(None, intended_s=due)
         return self.capability_client.send(self.pacer.slot if self.tracks_slots else None)
 
     def wait_time(self) -> float:
@@ -77,11 +87,13 @@ def _make_task(capability: CapabilityBase) -> Any:
     return tag(*capability.tags)(decorated) if capability.tags else decorated
 
 
-def build_user_classes(config: RunConfig, secret_headers: Mapping[str, str]) -> list[type[CapabilityUser]]:
+def build_user_classes(
+    config: RunConfig, secret_headers: Mapping[str, str], schedules: Schedules | None = None
+) -> list[type[CapabilityUser]]:
     """Build every capability's user class. Requests are prepared here, once, so assets are read once.
 
     A load kind that fixes users per capability (cycle mode) gets a class only for those capabilities,
-    each with its fixed number of users.
+    each with its fixed number of users. An open-loop load kind's users take send times from `schedules`.
     """
     load = config.load
     fixed = load.users_per_capability(config.load_context())
@@ -110,6 +122,7 @@ def build_user_classes(config: RunConfig, secret_headers: Mapping[str, str]) -> 
             "network_timeout": timeout,
             "connection_timeout": config.target.connect_timeout_s,
             "tasks": [_make_task(capability)],
+            "schedule": schedules.by_capability[capability.name] if schedules is not None else None,
         }
         if fixed is not None:
             attrs["fixed_count"] = fixed[capability.name]

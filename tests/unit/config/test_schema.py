@@ -9,14 +9,16 @@ from inferswarm.protocols import protocols
 from tests.conftest import base_config
 
 
-def test_load_context_names_the_capabilities_and_the_longest_timeout() -> None:
+def test_load_context_names_the_capabilities_weights_gates_and_the_longest_timeout() -> None:
     caps = [
-        {"name": "a", "kind": "json", "path": "/a"},
+        {"name": "a", "kind": "json", "path": "/a", "weight": 3},
         {"name": "b", "kind": "json", "path": "/b", "request_timeout_s": 45},
         {"name": "c", "kind": "json", "path": "/c", "request_timeout_s": 2},
     ]
-    config = parse_config(base_config(capabilities=caps))  # the target's timeout is 10 s
-    assert config.load_context() == LoadContext(capabilities=("a", "b", "c"), longest_timeout_s=45)
+    config = parse_config(base_config(capabilities=caps, slo=["p95_ms < 9"]))  # the target's timeout is 10 s
+    assert config.load_context() == LoadContext(
+        capabilities=("a", "b", "c"), longest_timeout_s=45, weights=(3, 1, 1), gates=("p95_ms < 9",)
+    )
     short = parse_config(base_config(capabilities=[caps[0], caps[2]]))
     assert short.load_context().longest_timeout_s == 10  # the target's, where no capability overrides it
 

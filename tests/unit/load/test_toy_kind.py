@@ -78,7 +78,8 @@ def test_the_config_accepts_registered_kinds() -> None:
         (
             {"load": {"shape": "spike"}},
             "load.shape",
-            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'readiness', 'stages', 'toy-burst'",
+            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', 'stages', "
+            "'toy-burst'",
         ),
         (
             {"capabilities": [{"name": "x", "kind": "grpc", "path": "/x"}]},
@@ -115,7 +116,9 @@ def test_the_toy_kinds_are_gone_after_their_tests() -> None:
     data = toy_config()
     data["capabilities"] = [{"name": "echo", "kind": "json", "path": "/echo"}]
     with pytest.raises(
-        ConfigError, match=r"unknown shape 'toy-burst'; valid: 'cycle', 'fps', 'ramp', 'readiness', 'stages'$"
+        ConfigError,
+        match=r"unknown shape 'toy-burst'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', "
+        r"'stages'$",
     ):
         parse_config(data)
 

@@ -123,7 +123,7 @@ def test_recorder_tells_its_listeners_and_writes_the_header_even_without_stages(
     empty = StageRecorder(tmp_path / "empty.csv")
     empty.finish()  # a run stopped before its first tick still leaves a readable (empty) file
     assert (tmp_path / "empty.csv").read_text().splitlines() == [
-        "stage,name,users,spawn_rate,planned_start_s,planned_end_s,start_epoch_s,end_epoch_s,completed"
+        "stage,name,users,spawn_rate,planned_start_s,planned_end_s,start_epoch_s,end_epoch_s,completed,rps"
     ]
 
 

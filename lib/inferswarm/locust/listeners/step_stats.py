@@ -67,6 +67,8 @@ class StepStats:
         self._measured_from: Snapshot | None = None
         self._warmup_used = 0.0
         self._timer: gevent.Greenlet[Any, Any] | None = None
+        self.last_window: tuple[dict[str, tuple[int, int, dict[int, int]]], float] | None = None
+        """The last closed step's measured window and its length in seconds (None: nothing measured)."""
 
     def stage_opened(self, index: int, stage: Stage) -> None:
         self._start = snapshot(self.environment)
@@ -87,11 +89,13 @@ class StepStats:
             self._timer = None
         start = self._measured_from
         self._start = self._measured_from = None
+        self.last_window = None
         if start is None:  # the step ended inside its warm-up: nothing measured
             return
         end = snapshot(self.environment)
         window = [f"{start.epoch_s:.3f}", f"{end.epoch_s:.3f}", f"{self._warmup_used:g}"]
         diff = difference(start, end)
+        self.last_window = (diff, end.epoch_s - start.epoch_s)
         self.steps.rows([[index, name, req, fail, *window] for name, (req, fail, _) in sorted(diff.items())])
         self.latency.rows(
             [
