@@ -239,6 +239,41 @@ def test_master_merges_requests_derived_stats_stages_and_telemetry_of_two_worker
     assert f"results in {run_dir}" in stdout
 
 
+def test_a_master_splits_the_offered_rate_so_its_workers_send_it_together(
+    start_target: StartTarget, write_config: Callable[..., Path], cluster: Callable[..., Cluster]
+) -> None:
+    target = start_target(TARGET)
+    data = base_config(
+        target={"base_url": target.url, "request_timeout_s": 10},
+        capabilities=[
+            {"name": "gpu-check", "kind": "json", "path": "/gpu-check", "params": {"agent_id": "t"}}
+        ],
+        load={
+            "shape": "rate",
+            "arrival": "constant",
+            "stages": [{"duration_s": 5, "rps": 40}],
+            "max_concurrency": 8,
+        },
+        telemetry={"enabled": False},
+    )
+    c = cluster(write_config(data), 2)
+    workers = [c.worker(), c.worker()]
+    _, stderr = c.master.communicate(timeout=90)
+    assert c.master.returncode == 0, stderr[-3000:]
+    for worker in workers:
+        worker.communicate(timeout=30)
+    run_dir = only_run_dir(c.out)
+    [stage] = read_csv(run_dir / "locust_stages.csv")
+    seconds = float(stage["end_epoch_s"]) - float(stage["start_epoch_s"])
+    joined = read_json(run_dir / "run.json")["workers"]["joined"]
+    # each worker sent about half, and together the offered rate over the stage
+    assert len(joined) == 2 and all(abs(w["requests"] / seconds - 20) < 2 for w in joined), joined
+    requests = int(rows_by_name(run_dir)["Aggregated"]["Request Count"])
+    assert requests / seconds == pytest.approx(40, rel=0.03)
+    served = target.stats()
+    assert served is not None and served["requests"]["gpu-check"] == requests
+
+
 def test_worker_killed_mid_run_is_recorded_and_the_run_completes(
     start_target: StartTarget, write_config: Callable[..., Path], cluster: Callable[..., Cluster]
 ) -> None:

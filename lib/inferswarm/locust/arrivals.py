@@ -134,7 +134,14 @@ def worker_shares(
     rates: Mapping[str, float], users: Mapping[str, Mapping[str, int]]
 ) -> dict[str, dict[str, float]]:
     """Each worker's share of each capability's rate, in proportion to its users of that capability
-    (`users`: worker id -> capability -> users). A capability nobody runs yet gets no rate."""
+    (`users`: worker id -> capability -> users, as the workers last reported them). Until every worker
+    has reported its users (the first second of a run), each gets an even share: sends due before its
+    users exist go out late as they arrive, rather than the run starting a second short."""
+    if not users:
+        return {}
+    if any(not counts for counts in users.values()):
+        even = {name: rate / len(users) for name, rate in rates.items()}
+        return {worker: dict(even) for worker in users}
     totals: dict[str, int] = {}
     for counts in users.values():
         for name, count in counts.items():

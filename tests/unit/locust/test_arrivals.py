@@ -93,8 +93,11 @@ def test_schedules_split_by_capability() -> None:
 def test_a_master_splits_each_rate_by_the_users_each_worker_runs() -> None:
     shares = worker_shares(
         {"a": 30.0, "b": 10.0},
-        {"w1": {"a": 2, "b": 1}, "w2": {"a": 1, "b": 0}, "w3": {}},
+        {"w1": {"a": 2, "b": 1}, "w2": {"a": 1, "b": 0}, "w3": {"a": 0, "b": 0}},
     )
     assert shares == {"w1": {"a": 20.0, "b": 10.0}, "w2": {"a": 10.0}, "w3": {}}
     total_a = sum(s.get("a", 0.0) for s in shares.values())
     assert total_a == pytest.approx(30.0)
+    # before every worker has reported its users: an even split, so the run starts on time
+    assert worker_shares({"a": 30.0}, {"w1": {"a": 2}, "w2": {}}) == {"w1": {"a": 15.0}, "w2": {"a": 15.0}}
+    assert worker_shares({"a": 30.0}, {}) == {}
