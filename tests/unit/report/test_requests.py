@@ -234,3 +234,20 @@ def test_windows_select_by_when_a_request_ended() -> None:
     assert sorted(requests.response_ms[requests.select((0.0, 1.0))].tolist()) == [50.0, 100.0]
     assert requests.response_ms[requests.select((1.0, 2.0), "b")].tolist() == [600.0]
     assert figures(requests, requests.select((5.0, 6.0)))["p50_ms"] is None
+
+
+def test_the_from_intended_entry_is_no_capability_and_no_request(tmp_path: Path) -> None:
+    """An open-loop run's `<capability>:from_intended` rows in Locust's CSVs (stats, steps, step
+    histograms) are derived entries: no capability of their own, never counted as requests."""
+    run = write_run(tmp_path / "run", STEPS)
+    name = "cap:from_intended"
+    with (run / "locust_stats.csv").open("a") as handle:
+        handle.write(f"success,{name},73,0,200,210,100,600,0,1.8,0,{','.join(['300'] * 11)}\n")
+    with (run / "locust_steps.csv").open("a") as handle:
+        handle.write(f"0,{name},20,0,{START},{START + 10},0\n")
+    with (run / "locust_step_latency.csv").open("a") as handle:
+        handle.write(f"0,{name},300,20\n")
+    results = analyse(load_run(run))
+    assert set(results.summary) == {"cap", "total"} and results.summary["total"].requests == 80
+    assert all(set(s.capabilities) == {"cap"} for s in results.steps)
+    assert results.steps[0].requests == 20 and results.steps[0].p50_ms == 150  # Locust's rule, not 300
