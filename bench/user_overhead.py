@@ -9,7 +9,11 @@ script starts and stops its own, one worker process):
   also checks the status and that the body is JSON), telemetry enabled or not. The config's one stage
   (--duration seconds, 16 users) is the shape that ends the run; `bare` runs for `-t` --duration seconds.
 
-Every round runs bare, on, off in turn, so drift hits all alike; the median round per variant is compared.
+Both capability variants run with the request log on (the default). `--request-log` measures the log
+instead: two variants, `log on` and `log off` (telemetry off in both, so only the log differs), the ratio
+of their medians printed.
+
+Every round runs its variants in turn, so drift hits all alike; the median round per variant is compared.
 Requests/s: completed requests per whole wall-clock second from Locust's final statistics (--json-file),
 leaving out the partial first second, the next one (spawning, connections) and the partial last one.
 (Plain Locust does not rewrite `_stats.csv` at shutdown, so the bare run's CSV misses its last second.)
@@ -17,8 +21,10 @@ Locust's CPU share and CPU time per request are taken over the same seconds: nea
 the load generator, not nginx, sets the throughput, which is what makes the ratio mean something.
 
     .venv/bin/python bench/user_overhead.py --rounds 3 --duration 8
+    .venv/bin/python bench/user_overhead.py --request-log --rounds 5 --duration 8
 
-Goal: the capability user with telemetry on keeps at least 95 % of the bare user's throughput.
+Goals: the capability user with telemetry on keeps at least 95 % of the bare user's throughput; the
+request log costs under 3 % of throughput (log on / log off >= 0.97).
 """
 
 from __future__ import annotations
@@ -55,9 +61,17 @@ PATH = "/infer"
 PARAMS = {"prompt": "a lighthouse on a cliff at dusk", "width": 512, "height": 512}
 BODY = json.dumps(PARAMS, separators=(",", ":"))  # what the json protocol sends for PARAMS
 VARIANTS = ("bare", "telemetry on", "telemetry off")
+LOG_VARIANTS = ("log on", "log off")
+CONFIGS = {  # capability variant -> (telemetry, request log)
+    "telemetry on": (True, True),
+    "telemetry off": (False, True),
+    "log on": (False, True),
+    "log off": (False, False),
+}
 SKIP_START_S = 2  # leading per-second buckets left out: the partial first second and the spawn
 RUN_GRACE_S = 60  # start-up and shut-down allowance on top of --duration before a run is killed
 GOAL = 0.95
+LOG_GOAL = 0.97
 STARVED_CPU_PCT = 90  # a Locust process below this share of a core was held back by something else
 
 
@@ -77,7 +91,9 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
 
 
-def write_config(path: Path, url: str, duration_s: float, telemetry: bool, out: Path) -> None:
+def write_config(
+    path: Path, url: str, duration_s: float, telemetry: bool, request_log: bool, out: Path
+) -> None:
     config = {
         "name": "user-overhead",
         "target": {"base_url": url},
@@ -90,7 +106,7 @@ def write_config(path: Path, url: str, duration_s: float, telemetry: bool, out: 
             "stages": [{"duration_s": float(duration_s), "users": USERS, "spawn_rate": float(USERS)}],
         },
         "telemetry": {"enabled": telemetry},
-        "output": {"dir": str(out)},
+        "output": {"dir": str(out), "request_log": request_log},
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -102,7 +118,7 @@ def locust_command(variant: str, url: str, config_dir: Path, prefix: Path, durat
         load = ["-u", str(USERS), "-r", str(USERS), "-t", f"{duration_s}s", "--host", url]
         return [sys.executable, "-m", "locust", "-f", str(locustfile), *load, *common]
     # The shape owns users, spawn rate and run time; Locust ignores (and warns about) -u, -r and -t.
-    config = config_dir / ("telemetry-on.yaml" if variant == "telemetry on" else "telemetry-off.yaml")
+    config = config_dir / f"{variant.replace(' ', '-')}.yaml"
     locustfile = REPO / "locustfiles" / "capabilities.py"
     inferswarm = ["--inferswarm-config", str(config)]
     return [sys.executable, "-m", "locust", "-f", str(locustfile), *inferswarm, *common]
@@ -215,7 +231,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="each round runs bare, telemetry on, off")
     parser.add_argument("--duration", type=int, default=8, help="seconds per Locust run")
+    parser.add_argument(
+        "--request-log", action="store_true", help="compare the request log on and off instead"
+    )
     args = parser.parse_args()
+    variants = LOG_VARIANTS if args.request_log else VARIANTS
     if args.rounds < 1 or args.duration < SKIP_START_S + 2:
         parser.error(f"--rounds must be >= 1 and --duration >= {SKIP_START_S + 2}")
     nginx = nginx_binary()
@@ -227,15 +247,16 @@ def main() -> int:
 
     load_before = os.getloadavg()[0]
     version = subprocess.run([nginx, "-v"], capture_output=True, text=True).stderr.strip()
-    results: dict[str, list[RunResult]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[RunResult]] = {v: [] for v in variants}
     try:
         with tempfile.TemporaryDirectory(prefix="user-overhead-") as tmp_name, ExitStack() as stack:
             tmp = Path(tmp_name)
             server = Nginx(tmp)
             stack.callback(server.__exit__, None, None, None)  # also when it fails to start
             server.__enter__()
-            for name, telemetry in (("telemetry-on", True), ("telemetry-off", False)):
-                write_config(tmp / f"{name}.yaml", server.url, args.duration, telemetry, tmp / "results")
+            for variant, (telemetry, request_log) in CONFIGS.items():
+                path = tmp / f"{variant.replace(' ', '-')}.yaml"
+                write_config(path, server.url, args.duration, telemetry, request_log, tmp / "results")
             cores = len(os.sched_getaffinity(0))
             print(f"target: {version} at {server.url}{PATH} (1 worker process), POST {BODY}")
             print(
@@ -247,7 +268,7 @@ def main() -> int:
                 f"leaving out the first {SKIP_START_S} s (spawn, connections) and the partial last second"
             )
             for round_no in range(1, args.rounds + 1):
-                for variant in VARIANTS:
+                for variant in variants:
                     run_dir = tmp / "runs" / f"{round_no}-{variant.replace(' ', '-')}"
                     result = one_run(variant, server.url, tmp, run_dir, args.duration)
                     results[variant].append(result)
@@ -268,20 +289,31 @@ def main() -> int:
         print(f"user_overhead: {exc}", file=sys.stderr)
         return 1
 
-    medians = {v: statistics.median(r.rps for r in results[v]) for v in VARIANTS}
-    failures = {v: sum(r.failures for r in results[v]) for v in VARIANTS}
-    per_request = {v: statistics.median(r.cpu_us_per_request for r in results[v]) for v in VARIANTS}
-    header = f"{'variant':<14} {'median req/s':>12} {'vs bare':>8} {'us CPU/req':>10} {'vs bare':>8}"
+    medians = {v: statistics.median(r.rps for r in results[v]) for v in variants}
+    failures = {v: sum(r.failures for r in results[v]) for v in variants}
+    per_request = {v: statistics.median(r.cpu_us_per_request for r in results[v]) for v in variants}
+    base = variants[-1] if args.request_log else "bare"
+    header = f"{'variant':<14} {'median req/s':>12} {'vs ' + base:>8} {'us CPU/req':>10} {'vs ' + base:>8}"
     print(f"\n{header} {'Locust CPU':>10}  failures")
-    for variant in VARIANTS:
+    for variant in variants:
         cpu = statistics.median(r.cpu_pct for r in results[variant])
         print(
-            f"{variant:<14} {medians[variant]:12.0f} {medians[variant] / medians['bare']:8.3f} "
-            f"{per_request[variant]:10.0f} {per_request[variant] / per_request['bare']:8.3f} "
+            f"{variant:<14} {medians[variant]:12.0f} {medians[variant] / medians[base]:8.3f} "
+            f"{per_request[variant]:10.0f} {per_request[variant] / per_request[base]:8.3f} "
             f"{cpu:9.0f}%  {failures_note(failures[variant])}"
         )
     load_after = os.getloadavg()[0]
     print(f"load average (1 min): {load_before:.2f} before the first run, {load_after:.2f} after the last")
+    if args.request_log:
+        ratio = medians["log on"] / medians["log off"]
+        cpu_ratio = per_request["log on"] / per_request["log off"]
+        total = failures["log on"] + failures["log off"]
+        note = f"; {total} FAILURES in these runs" if total else ""
+        print(
+            f"ratio request-log-on/off: {ratio:.3f} req/s (goal >= {LOG_GOAL}), "
+            f"{cpu_ratio:.3f} CPU per request{note}"
+        )
+        return 0
     for variant, label in (("telemetry off", "telemetry-off/bare"), ("telemetry on", "telemetry-on/bare")):
         ratio = medians[variant] / medians["bare"]
         total = failures[variant] + failures["bare"]

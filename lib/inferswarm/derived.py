@@ -16,6 +16,10 @@ from typing import Final
 OK: Final = "ok"
 """Response time of the capability's successful requests only (the report's headline latency: fast
 failures under overload would otherwise pull the percentiles down)."""
+FROM_INTENDED: Final = "from_intended"
+"""Latency of the capability's successful requests from when the schedule meant to send them (open-loop
+load kinds): how late it was sent plus its response time, what a client on that schedule waited. Only
+logged for requests that had an intended start; see `inferswarm.rundir.REQUEST_COLUMN_TYPES`."""
 TTFT: Final = "ttft"
 ITL: Final = "itl"
 TOKENS_PER_S: Final = "tokens_per_s"
@@ -34,6 +38,7 @@ one entry per source, so its count is the answers by source."""
 
 UNITS: Final[dict[str, str]] = {
     OK: "ms",
+    FROM_INTENDED: "ms",
     TTFT: "ms",
     ITL: "ms",
     TOKENS_PER_S: "tokens/s",

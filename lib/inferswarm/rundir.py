@@ -85,6 +85,39 @@ READINESS_COLUMNS = [
 # nothing answered, `ready` 1/0 or empty when the answer did not say.
 READINESS_ROUTE_COLUMNS = ["t_s", "epoch_s", "route", "name", "detector_id", "status", "ready"]
 
+# PREFIX_requests.parquet (PREFIX_requests.arrows while the run goes on): one row per request, exactly as
+# measured (Locust's own statistics round response times to about 2 significant digits). Column -> its
+# Arrow type. Latency from the intended start = (send_epoch_s - intended_epoch_s) * 1000 + response_ms.
+REQUEST_COLUMN_TYPES: dict[str, str] = {
+    # the capability's stats name
+    "capability": "string",
+    # who sent it: "local" in a local run, the worker's Locust client id in a distributed one
+    "node": "string",
+    # when the schedule wanted it sent (open-loop load); equal to send_epoch_s for closed-loop users
+    "intended_epoch_s": "float64",
+    # when it was sent (time.time() just before the request left)
+    "send_epoch_s": "float64",
+    # from the send to the response's headers (a stream's first bytes come with them); null: no response
+    "first_byte_ms": "float64",
+    # service latency from the send to the end: exactly the response time Locust was given
+    "response_ms": "float64",
+    # the HTTP status it ended with (0: no complete HTTP answer; a polled job: the last poll's)
+    "status": "int32",
+    # whether it counted as a success
+    "ok": "bool",
+    # the failure category (`FailureCategory`), "" for a success; never the failure's text
+    "category": "string",
+    # body bytes read (a stream's bytes as received)
+    "bytes_received": "int64",
+    # a stream's time to first token; null for a request that did not stream
+    "ttft_ms": "float64",
+    # a stream's mean inter-token latency; null without a stream or with a single token
+    "itl_ms": "float64",
+    # a stream's output tokens; null for a request that did not stream
+    "output_tokens": "int64",
+}
+REQUEST_COLUMNS = list(REQUEST_COLUMN_TYPES)
+
 
 @dataclass(frozen=True)
 class RunFiles:
@@ -102,8 +135,10 @@ class RunFiles:
         telemetry: bool = True,
         readiness: bool = True,
         readiness_routes: bool = True,
+        request_log: bool = True,
     ) -> dict[str, str]:
-        """File key -> file name, as run.json's `files` lists them."""
+        """File key -> file name, as run.json's `files` lists them. `requests_stream` is the request log
+        while the run goes on; at a clean end it becomes `requests` and is removed."""
         p = self.prefix
         names = {
             "stages": f"{p}_stages.csv",
@@ -124,6 +159,9 @@ class RunFiles:
             names["readiness"] = f"{p}_readiness.csv"
             if readiness_routes:
                 names["readiness_routes"] = f"{p}_readiness_routes.csv"
+        if request_log:
+            names["requests"] = f"{p}_requests.parquet"
+            names["requests_stream"] = f"{p}_requests.arrows"
         return names
 
 

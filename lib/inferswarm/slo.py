@@ -21,10 +21,15 @@ GATE_METRICS = {
     "success_rps": "successful requests per second",
     "failure_ratio": "failed / all requests",
     "requests": "requests sent",
+    "goodput_rps": "requests per second that succeeded and met every goodput SLO",
+    "goodput_ratio": "goodput requests / all requests",
     "gpu_util_mean_pct": "mean GPU utilization (%)",
     "gpu_mem_peak_pct": "peak GPU memory (% of total)",
 }
 GPU_METRICS = {"gpu_util_mean_pct", "gpu_mem_peak_pct"}
+GOODPUT_METRICS = {"goodput_rps", "goodput_ratio"}
+"""Judged per request against the config's `goodput` SLOs, from the request log: a gate on them needs
+both (a config without them is refused when it is loaded)."""
 # `inferswarm compare`'s metrics and which direction is better
 COMPARE_METRICS: dict[str, str] = {
     "rps": "higher",

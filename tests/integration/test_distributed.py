@@ -11,11 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
+import pyarrow.parquet as pq
 import pytest
 
 from inferswarm.emulator.launcher import ReferenceTarget, free_port
@@ -45,6 +47,7 @@ RUN_FILES = {
     "locust_step_latency.csv",
     "locust_status_codes.csv",
     "locust_telemetry.csv",
+    "locust_requests.parquet",
     "locust_report.html",
     "report.html",
     "results.json",
@@ -213,6 +216,12 @@ def test_master_merges_requests_derived_stats_stages_and_telemetry_of_two_worker
     assert all(w["requests"] > 20 for w in joined), joined
     assert sum(w["requests"] for w in joined) == aggregated
     assert int(stats["chat"]["Request Count"]) + int(stats["gpu-check"]["Request Count"]) == aggregated
+    # Every request in the request log, each under the Locust client id of the worker that sent it.
+    log = pq.read_table(run_dir / "locust_requests.parquet", columns=["node", "capability"])
+    assert log.num_rows == aggregated
+    by_node = Counter(log.column("node").to_pylist())
+    assert by_node == {w["id"]: w["requests"] for w in joined}
+    assert Counter(log.column("capability").to_pylist())["chat"] == int(stats["chat"]["Request Count"])
     served = target.stats()
     assert served is not None
 

@@ -7,13 +7,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from inferswarm.emulator.launcher import ReferenceTarget
+from inferswarm.rundir import REQUEST_COLUMNS
 from tests.conftest import REPO, base_config
 from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
 
@@ -111,6 +114,26 @@ def test_headless_ramp_run(
     assert all((run_dir / name).is_file() for name in run["files"].values())
     assert (run_dir / "locust_report.html").stat().st_size > 1000
 
+    # The request log: one row per request Locust counted, exactly the response times it was given
+    # (its stats keep their own rounding); the stream it was written as is gone once it became Parquet.
+    log = pq.read_table(run_dir / "locust_requests.parquet")
+    assert log.column_names == REQUEST_COLUMNS
+    assert log.num_rows == int(stats["Aggregated"]["Request Count"])
+    assert "requests" in run["files"] and "requests_stream" not in run["files"]
+    assert not (run_dir / "locust_requests.arrows").exists()
+    by_name = Counter(log.column("capability").to_pylist())
+    assert by_name == {c: int(stats[c]["Request Count"]) for c in capabilities}
+    failed = [r for r in log.select(["ok", "category", "status"]).to_pylist() if not r["ok"]]
+    assert len(failed) == int(stats["Aggregated"]["Failure Count"])
+    assert {(r["category"], r["status"]) for r in failed} == {("capacity", 503)}
+    assert set(log.column("node").to_pylist()) == {"local"}
+    response = log.column("response_ms").to_pylist()
+    served = [ms for ms, ok in zip(response, log.column("ok").to_pylist(), strict=True) if ok]
+    assert min(served) >= 100  # the target's fixed 100 ms (a 503 is answered at once)
+    assert max(response) == pytest.approx(float(stats["Aggregated"]["Max Response Time"]), abs=1)
+    results = read_json(run_dir / "results.json")
+    assert results["latency_source"] == "request_log"
+
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_run_keeps_complete_outputs(
@@ -161,7 +184,9 @@ def test_plain_locust_with_env_config(
     start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
     target = start_target(TWO_SLOTS)
-    config = write_config(seed_000_config(target, step_duration_s=1, max_users=2))
+    data = seed_000_config(target, step_duration_s=1, max_users=2)
+    data["output"] = {"request_log": False}
+    config = write_config(data)
     prefix = tmp_path / "manual" / "locust"
     env = {**os.environ, "INFERSWARM_CONFIG": str(config)}
     cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "locustfiles" / "capabilities.py"), "--headless"]
@@ -172,7 +197,11 @@ def test_plain_locust_with_env_config(
     # user classes picked by capability name (each with its success-latency entry)
     assert names == {"text-to-image", "gpu-check", "text-to-image:ok", "gpu-check:ok", "Aggregated"}
     assert [s["users"] for s in read_csv(prefix.parent / "locust_stages.csv")] == ["2"]
-    assert read_json(prefix.parent / "run.json")["status"] == "completed"
+    run = read_json(prefix.parent / "run.json")
+    assert run["status"] == "completed"
+    # the request log switched off: no file, none listed
+    assert not list(prefix.parent.glob("locust_requests.*"))
+    assert not {"requests", "requests_stream"} & set(run["files"])
 
 
 def test_plain_locust_bad_config_exits_2(write_config: Callable[..., Path]) -> None:

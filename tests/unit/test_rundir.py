@@ -63,6 +63,9 @@ def test_run_files_are_named_by_the_csv_prefix(tmp_path: Path) -> None:
     assert "cycles" not in names and "cycle_summary" not in names and "telemetry" not in names
     assert set(files.names()) - set(names) == {"cycles", "cycle_summary", "telemetry"}
     assert RunFiles(tmp_path).path("steps") == tmp_path / f"{CSV_PREFIX_NAME}_steps.csv"
+    without_log = files.names(request_log=False)
+    assert set(files.names()) - set(without_log) == {"requests", "requests_stream"}
+    assert files.path("requests") == tmp_path / "run1_requests.parquet"
 
 
 def test_atomic_csv_replaces_the_whole_file(tmp_path: Path) -> None:

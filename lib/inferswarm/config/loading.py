@@ -31,7 +31,7 @@ from inferswarm.config.schema import (
     url_problem,
     valid_tags,
 )
-from inferswarm.slo import parse_gate
+from inferswarm.slo import GOODPUT_METRICS, parse_gate
 from inferswarm.strict import MAX_RUN_S, MAX_STAGES
 
 MAX_FILE_BYTES = 1024 * 1024
@@ -194,6 +194,13 @@ def _check_references(config: RunConfig, source: Path | None) -> None:
             raise ConfigError(source, f"slo[{index}]", str(exc)) from None
         if gate.capability is not None and gate.capability not in known:
             raise unknown_name(source, f"slo[{index}]", "capability", gate.capability, known)
+        if gate.metric in GOODPUT_METRICS:
+            if config.goodput is None:
+                problem = f"{gate.metric} needs a goodput section (e.g. goodput: {{latency_ms: 2000}})"
+                raise ConfigError(source, f"slo[{index}]", problem)
+            if not config.output.request_log:
+                problem = f"{gate.metric} needs the request log, but output.request_log is false"
+                raise ConfigError(source, f"slo[{index}]", problem)
     for field, problem in config.load.check(config.load_context()):
         raise ConfigError(source, f"load.{field}", problem)
     _check_plan(config, source)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, create_model, field_validator
+from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
 from inferswarm.derived import is_derived
 from inferswarm.load import LoadContext, LoadKind, load_kinds
@@ -191,6 +191,28 @@ class ReportConfig(StrictModel):
 
 class OutputConfig(StrictModel):
     dir: str = "results"
+    request_log: bool = True
+    """Write every request's exact timings (`PREFIX_requests.parquet`): exact percentiles in the report,
+    latency from the intended start, goodput. Off: the report falls back to Locust's rounded histograms."""
+
+
+class GoodputConfig(StrictModel):
+    """Per-request SLOs: goodput counts the requests that succeeded and met every one given.
+
+    `latency_ms` is judged on the latency from the intended start (how late the request was sent plus
+    its response time): what a user on that schedule waits; for closed-loop load it is the response time.
+    `ttft_ms` and `itl_ms` apply to streamed requests only (a request without that number is judged on
+    the others)."""
+
+    latency_ms: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S * 1000)
+    ttft_ms: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S * 1000)
+    itl_ms: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S * 1000)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> GoodputConfig:
+        if self.latency_ms is None and self.ttft_ms is None and self.itl_ms is None:
+            raise ValueError("give at least one of latency_ms, ttft_ms, itl_ms")
+        return self
 
 
 MAX_CAPABILITIES = 1000
@@ -207,6 +229,8 @@ class RunConfig(StrictModel):
     telemetry: TelemetryConfig = Field(default_factory=TelemetryConfig)
     slo: list[str] = Field(default_factory=list, max_length=1000)
     """Gates such as `p95_ms < 2000` or `text-to-image: failure_ratio < 0.01`; see inferswarm.slo."""
+    goodput: GoodputConfig | None = None
+    """Per-request SLOs for goodput (`goodput_rps`, `goodput_ratio`); needs the request log."""
     report: ReportConfig = Field(default_factory=ReportConfig)
 
     _source: Path | None = PrivateAttr(default=None)

@@ -21,6 +21,11 @@ body shorter than its `Content-Length`, or a chunked one cut before its last chu
 kept lean on purpose (a load generator must not be the bottleneck): the URL and headers are built once,
 and the request event is fired directly rather than through the
 session's response context manager. `bench/user_overhead.py` measures it against a bare FastHttpUser.
+
+When the request log is on (`output.request_log`), every request also appends one plain tuple to the
+process's log (`inferswarm.locust.outcome.RequestRow`): its exact timings, with no event and no dict.
+A request given the time it was meant to be sent (`intended_s`, open-loop schedules) that succeeds is
+also logged as `<capability>:from_intended`: how late it was sent plus its response time.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from inferswarm import derived
-from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS
+from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS, RequestRow, request_rows
 from inferswarm.protocols import (
     PENDING,
     CapabilityBase,
@@ -130,6 +135,11 @@ class CapabilityClient:
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
         self._fire: Callable[..., None] = environment.events.request.fire
         self._ok_name = derived.entry_name(self.name, derived.OK)
+        self._from_intended_name = derived.entry_name(self.name, derived.FROM_INTENDED)
+        rows = request_rows(environment)
+        self._log_row: Callable[[RequestRow], None] | None = rows.append if rows is not None else None
+        self._stream_record: StreamRecord | None = None
+        """The last stream's record (its TTFT, ITL and tokens go into the request log)."""
         self.max_body_bytes = max_body_bytes
         # Every credential-named header sent is masked too (a capability's own token, e.g. x-api-token).
         own = [v for k, v in prepared.headers.items() if is_sensitive_header(k) and v]
@@ -148,11 +158,15 @@ class CapabilityClient:
 
     def send(self, slot: int | None = None, intended_s: float | None = None) -> bool:
         """Send once and fire the request event; True when the response counted as a success.
-        `intended_s`: when an open-loop schedule meant it to be sent (epoch s; None: now)."""
+
+        `intended_s`: the epoch second the schedule meant this request to be sent (open-loop load);
+        None means now, the actual send time."""
         start_time = time.time()
         started = time.perf_counter()
         prepared = self.prepared
         length = 0
+        first_byte_ms: float | None = None
+        self._stream_record = None
         # The deadline of the whole request. A new timer each time: a restarted gevent.Timeout keeps
         # its first due time (and fires at once after it has fired), measured in tests/unit/locust.
         deadline = gevent.Timeout(self.timeout_s, self._timeout_error)
@@ -163,6 +177,8 @@ class CapabilityClient:
                 prepared.method, self.url, payload=body, headers=headers
             )
             status = _status(response)
+            if status:  # the session returns once the headers are in (a stream's body follows them)
+                first_byte_ms = (time.perf_counter() - started) * 1000.0
             if status == 0:
                 error = getattr(response, "error", None) or ConnectionError("no response")
                 error = _cause(error)
@@ -191,8 +207,31 @@ class CapabilityClient:
         if failure is None:
             # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
             self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
+            if intended_s is not None:
+                from_intended_ms = (start_time - intended_s) * 1000.0 + elapsed_ms
+                stats = self.environment.stats
+                stats.get(self._from_intended_name, derived.SUCCESS_TYPE).log(cast(int, from_intended_ms), 0)
             if self._observes and self._answer is not None:
                 self._observe(self._answer, elapsed_ms, context)
+        if self._log_row is not None:
+            record = self._stream_record if self.dialect is not None else None
+            # The failure's category only, never its text: a detail may quote what a server echoed.
+            self._log_row(
+                (
+                    self.name,
+                    start_time if intended_s is None else intended_s,
+                    start_time,
+                    first_byte_ms,
+                    elapsed_ms,
+                    status,
+                    failure is None,
+                    "" if failure is None else failure.category.value,
+                    length,
+                    None if record is None else record.ttft_ms,
+                    None if record is None else record.itl_ms,
+                    None if record is None else record.output_tokens,
+                )
+            )
         self._fire(
             request_type=prepared.method,
             name=self.name,
@@ -353,7 +392,7 @@ class CapabilityClient:
         if failure is not None:
             return failure, status, len(body), _ms(started)
         assert self.dialect is not None
-        record = StreamRecord(started_s=started, dialect=self.dialect)
+        record = self._stream_record = StreamRecord(started_s=started, dialect=self.dialect)
         parser = SseParser()
         raw = response._response  # geventhttpclient's response, read as its bytes land
         received = 0

@@ -19,7 +19,16 @@ OBSERVATIONS = "inferswarm_observations"
 """The protocol's observations of the answer, `[(metric, value), ...]` (`Protocol.observations`, e.g.
 `("edge_ms", 12.5)` for an answer from a Groundlight edge); absent when there were none."""
 
+RequestRow = tuple[
+    str, float, float, float | None, float, int, bool, str, int, float | None, float | None, int | None
+]
+"""One request as the client records it for the request log: the columns of
+`inferswarm.rundir.REQUEST_COLUMN_TYPES` but `node` (the same for a whole process), in their order:
+capability, intended_epoch_s, send_epoch_s, first_byte_ms, response_ms, status, ok, category,
+bytes_received, ttft_ms, itl_ms, output_tokens. A plain tuple: it is built on the hot path."""
+
 _SLOTS_SKIPPED = "inferswarm_slots_skipped"
+_REQUEST_ROWS = "inferswarm_request_rows"
 
 
 def slots_skipped(environment: Environment) -> EventHook:
@@ -30,3 +39,15 @@ def slots_skipped(environment: Environment) -> EventHook:
         hook = EventHook()
         setattr(events, _SLOTS_SKIPPED, hook)
     return hook
+
+
+def request_rows(environment: Environment) -> list[RequestRow] | None:
+    """The list the request log (`inferswarm.locust.listeners.request_log`) collects this process's rows
+    in, if the log is on. The client appends to it; the log empties it in place, never replaces it."""
+    rows: list[RequestRow] | None = getattr(environment, _REQUEST_ROWS, None)
+    return rows
+
+
+def keep_request_rows(environment: Environment, rows: list[RequestRow]) -> None:
+    """Hand the client the list to append its rows to (called by the request log when it is set up)."""
+    setattr(environment, _REQUEST_ROWS, rows)

@@ -46,6 +46,7 @@ from inferswarm.locust.listeners.readiness import (
     RoutePoller,
     detector_ids,
 )
+from inferswarm.locust.listeners.request_log import RequestLog
 from inferswarm.locust.listeners.run_record import RunRecorder
 from inferswarm.locust.listeners.status_codes import StatusCodes
 from inferswarm.locust.listeners.step_stats import StepStats
@@ -96,6 +97,8 @@ class WorkerRoot:
         if config.load.readiness_plan(config.load_context()) is not None:
             ReadinessLedger(environment)
         MasterWatch(environment, config, master_timeout_s).start()
+        if config.output.request_log:  # rows go to the master, which owns the run directory
+            RequestLog(environment).start()
         if config.telemetry.enabled:  # samples go to the master, which owns the run directory
             WorkerTelemetry(environment, config).start()
 
@@ -157,6 +160,9 @@ class OwnerRoot:
                 self.step_stats,
                 save=lambda summary: self.run.saved(search=summary),
             )
+        self.requests: RequestLog | None = None
+        if config.output.request_log:
+            self.requests = RequestLog(environment, files.path("requests_stream"), files.path("requests"))
         self.readiness: ReadinessMonitor | None = None
         readiness = config.load.readiness_plan(config.load_context())
         if readiness is not None:
@@ -197,6 +203,7 @@ class OwnerRoot:
                 telemetry=self.telemetry is not None,
                 readiness=self.readiness is not None,
                 readiness_routes=self.readiness is not None and self.readiness.routes is not None,
+                request_log=self.requests is not None,
             ),
             telemetry=self.telemetry.describe() if self.telemetry else {"enabled": False},
             capabilities_info=capability_info(config),
@@ -211,6 +218,8 @@ class OwnerRoot:
             )
             self.workers.start()
             self.run.saved(workers=self.workers.summary())
+        if self.requests is not None:
+            self.requests.start()
         if self.telemetry is not None:
             self.telemetry.start()
             if environment.web_ui is not None:
@@ -255,6 +264,9 @@ class OwnerRoot:
             }
         if self.workers is not None:
             extra["workers"] = self.workers.summary()
+        if self.requests is not None and self.requests.close():  # the stream became the Parquet file
+            files = self.run.record.data["files"]
+            extra["files"] = {key: name for key, name in files.items() if key != "requests_stream"}
         self.run.end(self.shape is None or self.shape.completed, exit_code, **extra, **self.stop.fields())
 
 

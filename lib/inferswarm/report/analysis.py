@@ -5,6 +5,11 @@ Per-step latency percentiles come from the exact per-step histograms the run rec
 that window. Runs without them (plain `locust` runs, older runs) fall back to Locust's windowed history
 percentiles, and the step is marked `exact: false`.
 
+With a request log (`PREFIX_requests.parquet`, see `inferswarm.report.requests`) every latency
+percentile, overall, per capability and per step, is computed exactly from the requests themselves
+instead, next to the latency from the intended start, the schedule's lag and goodput;
+`Results.latency_source` says which source was used.
+
 Steps are placed on the axis of the run's load kind (`inferswarm.load.step_axis_of`): each step's level
 is its value in that column of the stages CSV (users for every built-in kind).
 """
@@ -20,17 +25,19 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, JsonValue, ValidationError
 
-from inferswarm.config import ReportConfig, SaturationRule
+from inferswarm.config import GoodputConfig, ReportConfig, SaturationRule
 from inferswarm.derived import OK, is_derived, split_entry
 from inferswarm.load import USERS_AXIS, StepAxis, step_axis_of
-from inferswarm.report.load import JsonObject, RunData
+from inferswarm.report.load import JsonObject, RunData, object_of
 from inferswarm.report.pipelines import pipeline_figures
+from inferswarm.report.requests import LATE_MS, Requests, figures
 from inferswarm.report.results import (
     SCHEMA_VERSION,
     Axis,
     CapabilitySummary,
     GateVerdict,
     GeneratorSaturation,
+    GoodputSection,
     GpuFigures,
     Inputs,
     Measurement,
@@ -245,6 +252,35 @@ def capability_summary(data: RunData) -> dict[str, CapabilitySummary]:
         for _, row in data.status_codes.iterrows():
             count(str(row["name"]), "status_codes", str(int(row["status"])), int(row["count"]))
     return {key: CapabilitySummary.model_validate(entry) for key, entry in out.items()}
+
+
+def exact_summary(
+    summary: Mapping[str, CapabilitySummary], requests: Requests, goodput: GoodputConfig | None
+) -> dict[str, CapabilitySummary]:
+    """`summary` with its latency taken exactly from the request log, plus latency from the intended
+    start, schedule lag and goodput (`goodput_rps`: the scope's rate times its goodput ratio, as
+    `success_rps` is its rate times its success ratio)."""
+    out: dict[str, CapabilitySummary] = {}
+    for key, entry in summary.items():
+        index = requests.select(capability=None if key == "total" else key)
+        exact = figures(requests, index, goodput, with_avg=True)
+        ratio = exact.get("goodput_ratio")
+        if ratio is not None and entry.rps is not None and math.isfinite(entry.rps):
+            exact["goodput_rps"] = entry.rps * ratio
+        out[key] = CapabilitySummary.model_validate({**entry.model_dump(), **exact})
+    return out
+
+
+def _exact_step(
+    step: StepCapability,
+    requests: Requests,
+    window: tuple[float, float],
+    capability: str | None,
+    goodput: GoodputConfig | None,
+) -> StepCapability:
+    """A step's (or one capability's in it) numbers with latency exactly from the request log."""
+    exact = figures(requests, requests.select(window, capability), goodput, step.seconds)
+    return StepCapability.model_validate({**step.model_dump(), **exact})
 
 
 def _latency_like_all(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -476,6 +512,13 @@ def step_table(data: RunData, report: ReportConfig, axis: StepAxis = USERS_AXIS)
             if approx is None:
                 continue
             rates, capabilities, is_exact = _rates(approx, None, False), {}, False
+        if data.requests is not None:
+            goodput = data.goodput
+            rates = _exact_step(rates, data.requests, window, None, goodput)
+            capabilities = {
+                name: _exact_step(step, data.requests, window, name, goodput)
+                for name, step in capabilities.items()
+            }
         gpu = gpu_figures(data, window[0], window[1], rates.requests)
         completed = str(stage.get("completed", "true")).lower() == "true"
         why = _not_judged_why(completed, rates.requests, window[1] - window[0])
@@ -641,6 +684,28 @@ def measurement_of(summary: Mapping[str, CapabilitySummary]) -> Measurement:
     return Measurement(valid=True, target_unreachable=False)
 
 
+def _goodput_section(data: RunData) -> GoodputSection | None:
+    """The config's goodput SLOs and whether they could be judged (a note says why not)."""
+    raw = data.config.get("goodput")
+    if raw is None:
+        return None
+    goodput = data.goodput
+    if goodput is None:
+        data.notes.append("config goodput section: not understood, goodput left out")
+        return None
+    slo = goodput.model_dump(exclude_none=True)
+    if data.requests is not None:
+        return GoodputSection(**slo, measured=True)
+    request_log = object_of(data.config.get("output")).get("request_log", True)
+    why = (
+        "the request log is off (output.request_log: false)"
+        if request_log is False
+        else "the run left no request log"
+    )
+    data.notes.append(f"goodput: not measured: {why}; it is judged per request")
+    return GoodputSection(**slo, measured=False, why=why)
+
+
 def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | None = None) -> Results:
     """results.json: inputs, summary, steps, saturation, gates, GPU figures, metadata, measurement, notes.
 
@@ -653,6 +718,15 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
             report = ReportConfig()
     axis = axis or run_axis(data)
     summary = capability_summary(data)
+    goodput = _goodput_section(data)
+    if data.requests is not None:
+        summary = exact_summary(summary, data.requests, data.goodput)
+        counted = summary["total"].requests if "total" in summary else None
+        if counted is not None and counted != len(data.requests):
+            data.notes.append(
+                f"request log: {len(data.requests)} requests, Locust counted {counted} "
+                "(a worker lost, or a run killed before its last batch)"
+            )
     steps = step_table(data, report, axis)
     window = test_window(data)
     total = summary.get("total")
@@ -685,6 +759,7 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         saturation_rule=SaturationRuleSettings.model_validate(report.saturation.model_dump()),
         min_step_requests=MIN_STEP_REQUESTS,
         min_step_window_s=MIN_STEP_WINDOW_S,
+        late_ms=LATE_MS,
     )
     measured = Results(
         schema_version=SCHEMA_VERSION,
@@ -701,6 +776,8 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         generator_saturation=generator,
         workers=workers,
         report=settings,
+        latency_source="request_log" if data.requests is not None else "locust_histograms",
+        **({"goodput": goodput} if goodput is not None else {}),
         measurement=measurement,
         **({"edge": edge} if edge is not None else {}),
         notes=list(data.notes),

@@ -14,9 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
+from inferswarm.config import GoodputConfig
+from inferswarm.report.requests import Requests, columns_for
 from inferswarm.report.telemetry import NUMERIC_NA, Telemetry, read_telemetry
+from inferswarm.requests_file import read_requests
+from inferswarm.rundir import RunFiles
 
 JsonObject = dict[str, JsonValue]
 
@@ -40,11 +44,24 @@ class RunData:
     step_latency: pd.DataFrame | None = None
     status_codes: pd.DataFrame | None = None
     telemetry: Telemetry | None = None
+    requests: Requests | None = None
+    """The request log (only the columns the report needs); None when the run wrote none."""
     notes: list[str] = field(default_factory=list)
 
     @property
     def config(self) -> JsonObject:
         return object_of(self.run.get("config"))
+
+    @property
+    def goodput(self) -> GoodputConfig | None:
+        """The config's goodput SLOs (None without them, or when run.json's section does not fit)."""
+        raw = self.config.get("goodput")
+        if raw is None:
+            return None
+        try:
+            return GoodputConfig.model_validate(raw)
+        except ValidationError:
+            return None
 
 
 def _read(
@@ -116,6 +133,30 @@ def _load_telemetry(data: RunData) -> Telemetry | None:
         data.notes.append(f"{path.name}: no usable rows")
         return None
     return telemetry
+
+
+def _load_requests(data: RunData) -> Requests | None:
+    """The request log: its Parquet file, or the stream a run that did not end cleanly left."""
+    files = RunFiles(data.run_dir, data.prefix)
+    parquet, stream = files.path("requests"), files.path("requests_stream")
+    try:
+        read = read_requests(parquet, stream, columns_for(data.goodput))
+    except (OSError, ValueError, KeyError) as exc:
+        name = parquet.name if parquet.is_file() else stream.name
+        data.notes.append(f"{name}: unreadable ({str(exc).splitlines()[0] if str(exc) else exc!r})")
+        return None
+    if read is None:
+        return None
+    if read.source == "stream":
+        cut = "; its last batch was cut short and is left out" if read.cut else ""
+        data.notes.append(
+            f"{stream.name}: the request log of a run that did not end cleanly, "
+            f"{read.table.num_rows} rows read{cut}"
+        )
+    if not read.table.num_rows:
+        data.notes.append(f"{read.path.name}: no rows (latency from Locust's statistics)")
+        return None
+    return Requests.from_table(read.table)
 
 
 def load_run(run_dir: Path) -> RunData:
@@ -201,6 +242,7 @@ def load_run(run_dir: Path) -> RunData:
     data.status_codes = _read(data, "status_codes", ["status", "count"], ["name", "status", "count"])
     data.history = _while_the_test_ran(data)
     data.telemetry = _load_telemetry(data)
+    data.requests = _load_requests(data)
     return data
 
 

@@ -15,11 +15,13 @@ import plotly.io as pio
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
+from inferswarm.report.requests import open_loop
 from inferswarm.report.results import (
     CapabilitySummary,
     Distribution,
     EdgeFigures,
     EdgeSection,
+    GoodputSection,
     PipelineFigures,
     Results,
     StepRow,
@@ -87,6 +89,92 @@ def _step_rows(steps: list[StepRow]) -> list[list[str]]:
             + [_fmt(s.gpu_util_mean_pct), "" if s.judged else f"not judged: {s.not_judged_why}"]
         )
     return rows
+
+
+LATENCY_SOURCES = {
+    "request_log": "Latency is exact: computed from every request in the request log.",
+    "locust_histograms": (
+        "Latency from Locust's statistics (response times rounded to about 2 significant digits): the "
+        "run wrote no request log."
+    ),
+}
+INTENDED_NOTE = (
+    "From the intended start = how late the request was sent after its scheduled time + its response "
+    "time: what a client on the schedule waited. Service = the response time alone. Late: sent more than "
+    "{late} ms after its intended start."
+)
+INTENDED_CELLS = ["service p50 ms", "service p99 ms", "from intended p50 ms", "from intended p95 ms"]
+INTENDED_CELLS += ["from intended p99 ms", "from intended max ms", "late", "lag p50 ms", "lag p99 ms"]
+INTENDED_CELLS += ["lag max ms"]
+
+
+def _intended_cells(s: CapabilitySummary | StepRow) -> list[str]:
+    service = (s.p50_ms, s.p99_ms)
+    intended = (s.from_intended_p50_ms, s.from_intended_p95_ms, s.from_intended_p99_ms)
+    whole = (*service, *intended, s.from_intended_max_ms)
+    lag = (s.schedule_lag_p50_ms, s.schedule_lag_p99_ms, s.schedule_lag_max_ms)
+    return [*(_fmt(v, 0) for v in whole), _fmt(s.late_requests), *(_fmt(v, 1) for v in lag)]
+
+
+def intended_markdown(results: Results) -> list[str]:
+    """Service latency and latency from the intended start side by side: open-loop runs only (for
+    closed-loop users the two are the same numbers)."""
+    summary = results.summary
+    if not open_loop([*summary.values(), *results.steps]):
+        return []
+    lines = ["", "## Latency from the intended start", ""]
+    names = [*sorted(k for k in summary if k != "total"), "total"]
+    rows = [[name, *_intended_cells(summary[name])] for name in names if name in summary]
+    lines += _table(["capability", *INTENDED_CELLS], rows)
+    if results.steps:
+        lines.append("")
+        unit = results.step_axis.label
+        rows = [[s.name, format_level(s.level), *_intended_cells(s)] for s in results.steps]
+        lines += _table(["step", unit, *INTENDED_CELLS], rows)
+    late = results.report.late_ms
+    lines += ["", INTENDED_NOTE.format(late=_fmt(late, 0) if late is not None else "?")]
+    return lines
+
+
+def _slo_text(goodput: GoodputSection) -> str:
+    parts = []
+    if goodput.latency_ms is not None:
+        parts.append(f"latency from the intended start <= {_fmt(goodput.latency_ms, 0)} ms")
+    if goodput.ttft_ms is not None:
+        parts.append(f"TTFT <= {_fmt(goodput.ttft_ms, 0)} ms")
+    if goodput.itl_ms is not None:
+        parts.append(f"ITL <= {_fmt(goodput.itl_ms, 0)} ms")
+    return ", ".join(parts)
+
+
+def _goodput_cells(s: CapabilitySummary | StepRow) -> list[str]:
+    return [_fmt(s.goodput_rps, 2), _pct(s.goodput_ratio), _fmt(s.goodput_requests)]
+
+
+def goodput_markdown(results: Results) -> list[str]:
+    """Goodput per capability and per step, or why it was not measured (only when configured)."""
+    goodput = results.goodput
+    if goodput is None:
+        return []
+    lines = ["", "## Goodput", ""]
+    if not goodput.measured:
+        return [*lines, f"Not measured: {goodput.why}."]
+    lines.append(f"Requests that succeeded with {_slo_text(goodput)} (TTFT and ITL: streamed requests).")
+    lines.append("")
+    header = ["capability", "goodput req/s", "goodput ratio", "goodput requests", "successful/s"]
+    summary = results.summary
+    names = [*sorted(k for k in summary if k != "total"), "total"]
+    rows = [[n, *_goodput_cells(summary[n]), _fmt(summary[n].success_rps, 2)] for n in names if n in summary]
+    lines += _table(header, rows)
+    if results.steps:
+        lines.append("")
+        header = ["step", results.step_axis.label, "goodput req/s", "goodput ratio", "successful/s"]
+        rows = [
+            [s.name, format_level(s.level), *_goodput_cells(s)[:2], _fmt(s.success_rps, 2)]
+            for s in results.steps
+        ]
+        lines += _table(header, rows)
+    return lines
 
 
 def _pipeline_lines(pipelines: Mapping[str, PipelineFigures]) -> list[str]:
@@ -220,7 +308,7 @@ def summary_markdown(results: Results) -> str:
     header = ["capability", "requests", "failures", "failure ratio", "req/s", "p50 ms", "p90 ms", "p95 ms"]
     header += ["p99 ms", "max ms", "p95 ms, all requests"]
     lines += _table(header, _capability_rows(results.summary))
-    lines += ["", LATENCY_NOTE]
+    lines += ["", LATENCY_NOTE + " " + LATENCY_SOURCES[results.latency_source]]
     approximate = sorted(k for k, v in results.summary.items() if v.latency_of == "all")
     if approximate:
         lines += ["", _latency_of_all(approximate)]
@@ -250,6 +338,8 @@ def summary_markdown(results: Results) -> str:
                 f"{settings.min_step_requests} requests and last at least "
                 f"{_fmt(settings.min_step_window_s)} s.",
             ]
+    lines += intended_markdown(results)
+    lines += goodput_markdown(results)
     if results.edge is not None:
         lines += edge_markdown(results.edge, unit)
     sat = results.saturation

@@ -123,16 +123,34 @@ class Metadata(_Model):
 
 
 LatencyOf = Literal["successful", "all"]
+LatencySource = Literal["request_log", "locust_histograms"]
 
 
-class CapabilitySummary(_Model):
-    """Run totals of one capability, or of the whole run (`total`), from Locust's statistics.
+class _RequestLogFigures(_Model):
+    """What only the request log gives; absent from runs without one (see `Results.latency_source`)."""
 
-    `avg_ms` ... `p99_ms` are the latency of successful requests (the headline: fast failures under
-    overload would pull them down); `all_*` the latency of all requests, failures included. For `total`
-    of several capabilities the percentiles of successful requests are merged from each capability's
-    percentiles (to the resolution of Locust's percentile columns)."""
+    from_intended_p50_ms: Number | None = None
+    """Latency of successful requests from their intended start: (send - intended start) + response
+    time, what a client on the schedule waited. Equal to `p50_ms` for closed-loop load."""
+    from_intended_p90_ms: Number | None = None
+    from_intended_p95_ms: Number | None = None
+    from_intended_p99_ms: Number | None = None
+    from_intended_max_ms: Number | None = None
+    late_requests: int | None = None
+    """Requests sent more than `report.late_ms` after their intended start."""
+    schedule_lag_p50_ms: Number | None = None
+    """How late requests were sent after their intended start (all requests)."""
+    schedule_lag_p99_ms: Number | None = None
+    schedule_lag_max_ms: Number | None = None
+    goodput_requests: int | None = None
+    """Requests that succeeded and met every goodput SLO (`goodput` of the config)."""
+    goodput_rps: Number | None = None
+    """Goodput requests per second."""
+    goodput_ratio: Number | None = None
+    """Goodput requests / all requests."""
 
+
+class _CapabilityTotals(_Model):
     requests: int
     failures: int
     failure_ratio: Number
@@ -159,6 +177,17 @@ class CapabilitySummary(_Model):
     """Responses by HTTP status (`0`: no HTTP response)."""
 
 
+# Bases in this order make the JSON keys read: requests, ..., status_codes, then the request log's.
+class CapabilitySummary(_RequestLogFigures, _CapabilityTotals):
+    """Run totals of one capability, or of the whole run (`total`).
+
+    `avg_ms` ... `p99_ms` are the latency of successful requests (the headline: fast failures under
+    overload would pull them down); `all_*` the latency of all requests, failures included. With a
+    request log they are exact; without one they come from Locust's statistics, and for `total` of
+    several capabilities the percentiles of successful requests are merged from each capability's
+    percentiles (to the resolution of Locust's percentile columns)."""
+
+
 class GpuFigures(_Model):
     """GPU figures over a window, from every GPU telemetry source; each needs its own samples."""
 
@@ -175,10 +204,7 @@ class GpuFigures(_Model):
         return bool(self.model_fields_set)
 
 
-class StepCapability(_Model):
-    """One capability's numbers in a step's measured window. `p50_ms` ... `max_ms`: latency of
-    successful requests (see `latency_of`); `all_*`: of all requests, failures included."""
-
+class _StepCounts(_Model):
     requests: int
     failures: int
     seconds: Number | None
@@ -199,6 +225,11 @@ class StepCapability(_Model):
     all_p95_ms: Number | None = None
     all_p99_ms: Number | None = None
     all_max_ms: Number | None = None
+
+
+class StepCapability(_RequestLogFigures, _StepCounts):
+    """One capability's numbers in a step's measured window. `p50_ms` ... `max_ms`: latency of
+    successful requests (see `latency_of`); `all_*`: of all requests, failures included."""
 
 
 class _StepHead(_Model):
@@ -408,6 +439,22 @@ class ReportSettings(_Model):
     """A step's measured window needs at least this many requests to be judged."""
     min_step_window_s: Number | None = None
     """...and to be at least this long."""
+    late_ms: Number | None = None
+    """A request sent more than this after its intended start is late (`late_requests`)."""
+
+
+class GoodputSection(_Model):
+    """The goodput SLOs of the config, and whether goodput could be measured."""
+
+    latency_ms: Number | None = None
+    """Latency from the intended start, at most."""
+    ttft_ms: Number | None = None
+    """Time to first token of streamed requests, at most."""
+    itl_ms: Number | None = None
+    """Mean inter-token latency of streamed requests, at most."""
+    measured: bool
+    why: str | None = None
+    """Why goodput is not measured (it needs the request log)."""
 
 
 class Measurement(_Model):
@@ -533,6 +580,11 @@ class Results(_Model):
     workers: Workers | None
     """Null for a run without workers."""
     report: ReportSettings
+    latency_source: LatencySource = "locust_histograms"
+    """Where the latency figures come from: `request_log` (exact, every request), or
+    `locust_histograms` (Locust's statistics, rounded to about 2 significant digits)."""
+    goodput: GoodputSection | None = None
+    """Present when the config has goodput SLOs."""
     measurement: Measurement | None = None
     """Absent from files written before it existed."""
     edge: EdgeSection | None = None

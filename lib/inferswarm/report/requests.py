@@ -1,0 +1,173 @@
+"""The request log in the report: exact latency percentiles, latency from the intended start, schedule
+lag and goodput, over any window and capability.
+
+Percentiles are numpy's (linear interpolation between the two nearest requests) over the requests
+themselves, not Locust's histogram buckets (rounded to about 2 significant digits). A request belongs to
+a window by when it ended (`send_epoch_s + response_ms / 1000`), as Locust counts it in a step's
+statistics when it fires its event.
+
+Latency from the intended start = (send_epoch_s - intended_epoch_s) * 1000 + response_ms: what a client
+on an open-loop schedule waited. `schedule lag` = (send_epoch_s - intended_epoch_s) * 1000: how late the
+load generator sent it (0 for closed-loop users, whose intended start is their send).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from inferswarm.config import GoodputConfig
+
+LATE_MS = 10.0
+"""A request sent more than this after its intended start counts in `late_requests`: past a timer's
+ordinary jitter, the load generator (or its event loop) was behind its schedule."""
+QUANTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0}
+LAG_QUANTILES = {"schedule_lag_p50_ms": 50.0, "schedule_lag_p99_ms": 99.0}
+BASE_COLUMNS = ("capability", "intended_epoch_s", "send_epoch_s", "response_ms", "ok")
+
+
+def columns_for(goodput: GoodputConfig | None) -> list[str]:
+    """The request log's columns the report reads: stream timings only when a goodput SLO needs them."""
+    extra = []
+    if goodput is not None and goodput.ttft_ms is not None:
+        extra.append("ttft_ms")
+    if goodput is not None and goodput.itl_ms is not None:
+        extra.append("itl_ms")
+    return [*BASE_COLUMNS, *extra]
+
+
+def _floats(table: pa.Table, column: str) -> np.ndarray:
+    """A float column as float64, nulls as NaN."""
+    return np.asarray(table.column(column).to_numpy(), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The request log's rows as arrays, sorted by when each request ended."""
+
+    names: tuple[str, ...]
+    """Capability names; `code` indexes them."""
+    code: np.ndarray
+    end_s: np.ndarray
+    response_ms: np.ndarray
+    lag_ms: np.ndarray
+    ok: np.ndarray
+    ttft_ms: np.ndarray | None = None
+    itl_ms: np.ndarray | None = None
+
+    @classmethod
+    def from_table(cls, table: pa.Table) -> Requests:
+        capability = table.column("capability").combine_chunks().dictionary_encode()
+        code = np.asarray(capability.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+        send = _floats(table, "send_epoch_s")
+        response = _floats(table, "response_ms")
+        lag = (send - _floats(table, "intended_epoch_s")) * 1000.0
+        end = send + response / 1000.0
+        order = np.argsort(end, kind="stable")
+        ok = np.asarray(table.column("ok").to_numpy(zero_copy_only=False), dtype=bool)
+        names = set(table.column_names)
+        return cls(
+            names=tuple(str(name) for name in capability.dictionary.to_pylist()),
+            code=code[order],
+            end_s=end[order],
+            response_ms=response[order],
+            lag_ms=lag[order],
+            ok=ok[order],
+            ttft_ms=_floats(table, "ttft_ms")[order] if "ttft_ms" in names else None,
+            itl_ms=_floats(table, "itl_ms")[order] if "itl_ms" in names else None,
+        )
+
+    def __len__(self) -> int:
+        return len(self.end_s)
+
+    def select(self, window: tuple[float, float] | None = None, capability: str | None = None) -> np.ndarray:
+        """Indices of the requests that ended in (start, end] (all without a window), of `capability`
+        (all without one; none for a capability the log does not have)."""
+        if window is None:
+            index = np.arange(len(self))
+        else:
+            low, high = np.searchsorted(self.end_s, window, side="right")
+            index = np.arange(low, high)
+        if capability is None:
+            return index
+        if capability not in self.names:
+            return index[:0]
+        selected: np.ndarray = index[self.code[index] == self.names.index(capability)]
+        return selected
+
+
+def _percentiles(values: np.ndarray, quantiles: Mapping[str, float], prefix: str = "") -> dict[str, Any]:
+    if not len(values):
+        return {f"{prefix}{key}": None for key in quantiles}
+    points = np.percentile(values, list(quantiles.values()))
+    return {f"{prefix}{key}": float(point) for key, point in zip(quantiles, points, strict=True)}
+
+
+def _max(values: np.ndarray) -> float | None:
+    return float(values.max()) if len(values) else None
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
+def good(requests: Requests, index: np.ndarray, goodput: GoodputConfig) -> int:
+    """How many of the requests at `index` succeeded and met every goodput SLO given: latency from the
+    intended start within `latency_ms`; TTFT and ITL within theirs where the request has them."""
+    keep = requests.ok[index].copy()
+    if goodput.latency_ms is not None:
+        from_intended = requests.lag_ms[index] + requests.response_ms[index]
+        keep &= from_intended <= goodput.latency_ms
+    for limit, values in ((goodput.ttft_ms, requests.ttft_ms), (goodput.itl_ms, requests.itl_ms)):
+        if limit is not None and values is not None:
+            measured = values[index]
+            keep &= np.isnan(measured) | (measured <= limit)
+    return int(keep.sum())
+
+
+def figures(
+    requests: Requests,
+    index: np.ndarray,
+    goodput: GoodputConfig | None = None,
+    seconds: float | None = None,
+    with_avg: bool = False,
+) -> dict[str, Any]:
+    """The exact latency figures of the requests at `index`: of successful ones (`p50_ms` ... `max_ms`),
+    of all (`all_*`), from the intended start (`from_intended_*`), the schedule's lag, and with `goodput`
+    its counts (`goodput_rps` only given the window's `seconds`). `with_avg` adds the means."""
+    ok = requests.ok[index]
+    service = requests.response_ms[index]
+    lag = requests.lag_ms[index]
+    success = service[ok]
+    from_intended = (lag + service)[ok]
+    out: dict[str, Any] = {
+        **_percentiles(success, QUANTILES),
+        "max_ms": _max(success),
+        "latency_of": "successful",
+        **_percentiles(service, QUANTILES, "all_"),
+        "all_max_ms": _max(service),
+        **_percentiles(from_intended, QUANTILES, "from_intended_"),
+        "from_intended_max_ms": _max(from_intended),
+        "late_requests": int((lag > LATE_MS).sum()),
+        **_percentiles(lag, LAG_QUANTILES),
+        "schedule_lag_max_ms": _max(lag),
+    }
+    if with_avg:
+        out.update(avg_ms=_mean(success), all_avg_ms=_mean(service))
+    if goodput is not None:
+        count = good(requests, index, goodput)
+        out["goodput_requests"] = count
+        out["goodput_ratio"] = count / len(index) if len(index) else None
+        if seconds is not None and seconds > 0:
+            out["goodput_rps"] = count / seconds
+    return out
+
+
+def open_loop(rows: Sequence[Any]) -> bool:
+    """Whether any of `rows` (summaries or steps) was sent later than its intended start: only then does
+    latency from the intended start differ from the service latency (closed-loop users have no lag)."""
+    return any((getattr(row, "schedule_lag_max_ms", None) or 0.0) > 0.0 for row in rows)
