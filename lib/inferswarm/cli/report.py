@@ -11,7 +11,7 @@ from inferswarm.rundir import RUN_JSON
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from inferswarm.report.render import write_report
+    from inferswarm.report.render import capacity_text, write_report
     from inferswarm.report.results import format_level
 
     run_dir = Path(args.run_dir)
@@ -41,6 +41,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     sat = results.saturation
     if sat is not None:
         print(f"report: saturation at {format_level(sat.level)} {unit} ({sat.reason})")
+    if results.search is not None:
+        print(f"report: capacity {capacity_text(results.search)}")
     for gate in results.slo.gates:
         value = "no data" if gate.value is None else f"{gate.value:g}"
         print(f"report: SLO {'PASS' if gate.passed else 'FAIL'} {gate.gate} ({gate.scope}: {value})")

@@ -58,8 +58,9 @@ class OpenLoop(LoadKind):
         return ArrivalSpec(Arrival(self.arrival), self.burstiness, self.seed)
 
     def _stage(self, name: str, start_s: float, duration_s: float, rps: float) -> Stage:
+        # The whole ceiling within a tenth of a second: a send due before its user exists goes out late.
         ceiling = self.max_concurrency
-        return Stage(name, start_s, duration_s, ceiling, min(float(ceiling), MAX_SPAWN_RATE), rps)
+        return Stage(name, start_s, duration_s, ceiling, min(ceiling * 10.0, MAX_SPAWN_RATE), rps)
 
     def describe(self, context: LoadContext) -> str:
         stages = self.plan(context)

@@ -17,10 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from locust import events, stats
+from locust import events, runners, stats
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
+from inferswarm import derived
 from inferswarm.config import (
     AGENTS_ENV,
     CAPABILITIES_ENV,
@@ -63,6 +64,7 @@ MASTER_TIMEOUT_ARG = "--inferswarm-master-timeout"
 MASTER_TIMEOUT_ENV = "INFERSWARM_MASTER_TIMEOUT"
 # Locust flushes its CSVs every 5 s by default; a run killed hard would lose that much.
 CSV_FLUSH_INTERVAL_S = 1
+WORKER_REPORT_INTERVAL_S = 1.0
 
 log = logging.getLogger("inferswarm")
 
@@ -90,6 +92,9 @@ class WorkerRoot:
         schedules: Schedules | None = None,
     ) -> None:
         StopCause().install()
+        # Locust's workers report their statistics every 3 s; the master's per-step windows (and a
+        # search's verdicts) would then mix up to 3 s of the next step into each. Every second instead.
+        runners.WORKER_REPORT_INTERVAL = WORKER_REPORT_INTERVAL_S
         if schedules is not None:
             WorkerRates(environment, schedules)
         self.status_codes = StatusCodes(environment)
@@ -159,6 +164,7 @@ class OwnerRoot:
                 config.load_context(),
                 self.step_stats,
                 save=lambda summary: self.run.saved(search=summary),
+                latency_entry=derived.FROM_INTENDED if config.load.over == "rps" else derived.OK,
             )
         self.requests: RequestLog | None = None
         if config.output.request_log:

@@ -19,6 +19,10 @@ from inferswarm.slo import parse_gate
 from inferswarm.trials import Verdict, judge, window_metrics
 
 log = logging.getLogger("inferswarm")
+JUDGED_ON = {
+    derived.OK: "latency of successful requests",
+    derived.FROM_INTENDED: "latency of successful requests from their intended start",
+}
 
 
 class SearchDriver:
@@ -87,9 +91,7 @@ class SearchDriver:
         return {
             "over": self.load.over,
             "resolution": self.load.resolution,
-            "judged_on": f"{self.latency_entry} latency"
-            if self.latency_entry != derived.OK
-            else "success latency",
+            "judged_on": JUDGED_ON.get(self.latency_entry, self.latency_entry),
             "trials": self.records,
             "highest_passing": low,
             "lowest_failing": high,

@@ -47,6 +47,7 @@ from inferswarm.report.results import (
     Results,
     Saturation,
     SaturationRuleSettings,
+    SearchSection,
     SloVerdicts,
     StepCapability,
     StepRow,
@@ -732,7 +733,8 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
     total = summary.get("total")
     gpu = gpu_figures(data, *window, total.requests if total else None) if window else GpuFigures()
     gates = gates_of(data)
-    verdicts = judge(gates, summary, gpu)
+    search = _section(SearchSection, data.run.get("search"), "run.json search", data.notes)
+    verdicts = judge(gates, *_judged_on(search, steps, summary, gpu))
     run = data.run
     if not (total and total.requests):
         data.notes.append("no requests were recorded: nothing to summarise")
@@ -780,11 +782,29 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         **({"goodput": goodput} if goodput is not None else {}),
         measurement=measurement,
         **({"edge": edge} if edge is not None else {}),
+        **({"search": search} if search is not None else {}),
         notes=list(data.notes),
     )
     # Everything above is computed on the numbers as measured (gates and the saturation rule are judged
     # on them); results.json holds them rounded to 4 decimals, NaN and infinities as null.
     return Results.model_validate(_clean(measured.model_dump()))
+
+
+def _judged_on(
+    search: SearchSection | None, steps: list[StepRow], summary: Mapping[str, BaseModel], gpu: GpuFigures
+) -> tuple[Mapping[str, BaseModel], BaseModel]:
+    """What the gates are judged on: the whole run; for a capacity search, the trial it found to be the
+    capacity (the highest passing), or, when none passed, the first (so the verdict fails): a search's
+    failing trials are how it found the limit, not a failure of the service at its capacity."""
+    if search is None or not search.trials:
+        return summary, gpu
+    chosen = next(
+        (t for t in search.trials if t.passed and t.level == search.highest_passing), search.trials[0]
+    )
+    step = next((s for s in steps if s.stage == chosen.stage), None)
+    if step is None:
+        return summary, gpu
+    return {"total": step, **step.capabilities}, step
 
 
 def series_frame(data: RunData) -> pd.DataFrame | None:

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from inferswarm.derived import OK, entry_name
+from inferswarm.load import RATE_AXIS
 from inferswarm.report.analysis import series_frame
 from inferswarm.report.load import RunData, object_of
 from inferswarm.report.results import GoneWorker, Results, format_level
@@ -38,6 +39,9 @@ COLOURS = {
     "p95": "#ff7f0e",
     "p99": "#e377c2",
     "GPU util": "#bcbd22",
+    "offered": "#7f7f7f",
+    "late requests": "#d62728",
+    "schedule lag p99 ms": "#9467bd",
     "not judged": "#555555",
 }
 # Failure categories (inferswarm.protocols.base.FailureCategory, and `other`) and every other series
@@ -71,12 +75,14 @@ COLOURS.update({category: PALETTE[index] for index, category in enumerate(CATEGO
 COLOURS.update({"HTTP 0": "#444444", "HTTP 200": "#00a087", "HTTP 429": "#8491b4", "HTTP 503": "#b0413e"})
 ALL_REQUESTS = " (all requests)"
 ALL_DASH = "dot"
+FROM_INTENDED = " from intended start"
+FROM_INTENDED_DASH = "dash"
 
 
 def colour_of(series: str) -> str:
     """The colour of a series, the same in every figure: a fixed one for the report's own series (an
     `all requests` series takes its successful requests' colour), else one picked by the name."""
-    base = series.removesuffix(ALL_REQUESTS)
+    base = series.removesuffix(ALL_REQUESTS).removesuffix(FROM_INTENDED)
     if base in COLOURS:
         return COLOURS[base]
     return PALETTE[zlib.crc32(base.encode()) % len(PALETTE)]
@@ -408,17 +414,25 @@ def per_step(results: Results) -> go.Figure | None:
     unit = results.step_axis.label
     levels = [s.level for s in steps]
     has_gpu = any(s.gpu_util_mean_pct is not None for s in steps)
+    # An open-loop run (steps of offered rate) also shows what was offered, the latency from each
+    # request's intended start, and whether the generator kept its schedule.
+    open_loop = results.step_axis.column == RATE_AXIS.column
     titles = ["Throughput per step (req/s)", "Latency per step (ms)"]
+    titles += ["Late requests and schedule lag per step"] if open_loop else []
     titles += ["GPU utilization per step (%)"] if has_gpu else []
     rows = len(titles)
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.08, subplot_titles=titles)
 
-    def line(row: int, name: str, values: list[float | None]) -> None:
-        style = {"color": colour_of(name), **({"dash": ALL_DASH} if name.endswith(ALL_REQUESTS) else {})}
+    def line(row: int, name: str, values: list[float | None], dash: str | None = None) -> None:
+        if dash is None and name.endswith(ALL_REQUESTS):
+            dash = ALL_DASH
+        style = {"color": colour_of(name), **({"dash": dash} if dash else {})}
         fig.add_trace(
             go.Scatter(x=levels, y=values, name=name, mode="lines+markers", line=style), row=row, col=1
         )
 
+    if open_loop:
+        line(1, "offered", [float(level) for level in levels], dash="dot")
     line(1, "requests/s", [s.rps for s in steps])
     line(1, "successful/s", [s.success_rps for s in steps])
     line(2, "p50", [s.p50_ms for s in steps])
@@ -426,8 +440,16 @@ def per_step(results: Results) -> go.Figure | None:
     line(2, "p99", [s.p99_ms for s in steps])
     if any(s.all_p95_ms is not None for s in steps):
         line(2, f"p95{ALL_REQUESTS}", [s.all_p95_ms for s in steps])
+    gpu_row = 3
+    if open_loop:
+        if any(s.from_intended_p99_ms is not None for s in steps):
+            line(2, f"p95{FROM_INTENDED}", [s.from_intended_p95_ms for s in steps], dash=FROM_INTENDED_DASH)
+            line(2, f"p99{FROM_INTENDED}", [s.from_intended_p99_ms for s in steps], dash=FROM_INTENDED_DASH)
+        line(3, "late requests", [s.late_requests for s in steps])
+        line(3, "schedule lag p99 ms", [s.schedule_lag_p99_ms for s in steps])
+        gpu_row = 4
     if has_gpu:
-        line(3, "GPU util", [s.gpu_util_mean_pct for s in steps])
+        line(gpu_row, "GPU util", [s.gpu_util_mean_pct for s in steps])
     unjudged = [s for s in steps if not s.judged]
     if unjudged:
         fig.add_trace(
@@ -463,7 +485,7 @@ def per_step(results: Results) -> go.Figure | None:
         fig.update_xaxes(**integer_ticks(max(levels)))
     fig.update_xaxes(title_text=unit, row=rows, col=1)
     fig.update_layout(
-        title="Per step of the ramp (latency: successful requests)",
+        title="Per step (latency: successful requests)",
         height=300 * rows + 150,
         legend={"orientation": "h", "y": -0.2},
     )
@@ -541,6 +563,49 @@ def per_capability(results: Results) -> go.Figure | None:
     return fig
 
 
+def search_trials(results: Results) -> go.Figure | None:
+    """A capacity search's trials in order: the level of each, passed or failed, and the bracket."""
+    search = results.search
+    if search is None or not search.trials:
+        return None
+    unit = "requests/s offered" if search.over == "rps" else "users"
+    fig = go.Figure()
+    for passed, name, colour, symbol in (
+        (True, "passed", "#2ca02c", "circle"),
+        (False, "failed", "#d62728", "x"),
+    ):
+        trials = [(i + 1, t) for i, t in enumerate(search.trials) if t.passed is passed]
+        fig.add_trace(
+            go.Scatter(
+                x=[i for i, _ in trials],
+                y=[t.level for _, t in trials],
+                name=name,
+                mode="markers",
+                marker={"color": colour, "symbol": symbol, "size": 12},
+                text=["; ".join(t.why) or "every gate held" for _, t in trials],
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=list(range(1, len(search.trials) + 1)),
+            y=[t.level for t in search.trials],
+            mode="lines",
+            line={"color": "#999999", "dash": "dot"},
+            showlegend=False,
+        )
+    )
+    for level, label, colour in (
+        (search.highest_passing, "highest passing", "#2ca02c"),
+        (search.lowest_failing, "lowest failing", "#d62728"),
+    ):
+        if level is not None:
+            fig.add_hline(y=level, line={"dash": "dash", "color": colour}, annotation_text=label)
+    fig.update_xaxes(title_text="trial", **integer_ticks(len(search.trials)))
+    fig.update_yaxes(title_text=unit)
+    fig.update_layout(title="Capacity search: the level of each trial and its verdict", height=450)
+    return fig
+
+
 def all_figures(data: RunData, results: Results) -> dict[str, go.Figure]:
     """name -> figure, for each figure there is data for."""
     per_user_rps = object_of(data.config.get("load")).get("per_user_rps")
@@ -552,5 +617,6 @@ def all_figures(data: RunData, results: Results) -> dict[str, go.Figure]:
         "latency_over_time": latency_over_time(data, results),
         "per_step": per_step(results),
         "per_capability": per_capability(results),
+        "search_trials": search_trials(results),
     }
     return {name: fig for name, fig in made.items() if fig is not None}

@@ -24,6 +24,7 @@ from inferswarm.report.results import (
     GoodputSection,
     PipelineFigures,
     Results,
+    SearchSection,
     StepRow,
     format_level,
 )
@@ -293,6 +294,40 @@ def edge_markdown(edge: EdgeSection, unit: str) -> list[str]:
     return lines
 
 
+def capacity_text(search: SearchSection) -> str:
+    """The capacity a search found, as a bracket, in words."""
+    unit = "requests/s offered" if search.over == "rps" else "users"
+    low, high = search.highest_passing, search.lowest_failing
+    if low is None:
+        return f"below {format_level(high)} {unit}: no trial met every SLO" if high is not None else "unknown"
+    if high is None:
+        return f"at least {format_level(low)} {unit} (the highest level tried passed)"
+    return f"between {format_level(low)} {unit} (passed) and {format_level(high)} (failed)"
+
+
+def search_markdown(search: SearchSection) -> list[str]:
+    unfinished = "" if search.done else " The run ended before the search did."
+    lines = ["", "## Capacity search", ""]
+    lines.append(
+        f"Capacity **{capacity_text(search)}**, within a resolution of {format_level(search.resolution)}; "
+        f"trials judged on the SLO gates as each ended ({search.judged_on}).{unfinished}"
+    )
+    lines.append("")
+    rows = [
+        [
+            str(index + 1),
+            format_level(t.level),
+            "pass" if t.passed else "fail",
+            str(t.requests),
+            "; ".join(t.why),
+        ]
+        for index, t in enumerate(search.trials)
+    ]
+    level = "requests/s offered" if search.over == "rps" else "users"
+    lines += _table(["trial", level, "verdict", "requests", "why"], rows)
+    return lines
+
+
 def summary_markdown(results: Results) -> str:
     meta = results.metadata
     unit = results.step_axis.label
@@ -342,6 +377,8 @@ def summary_markdown(results: Results) -> str:
     lines += goodput_markdown(results)
     if results.edge is not None:
         lines += edge_markdown(results.edge, unit)
+    if results.search is not None:
+        lines += search_markdown(results.search)
     sat = results.saturation
     lines += ["", "## Saturation", ""]
     if measurement is not None and not measurement.valid:
@@ -365,6 +402,8 @@ def summary_markdown(results: Results) -> str:
             lines.append(f"- **{mark}** `{gate.gate}` ({gate.scope}): {_fmt(gate.value, 3)}{why}")
         best = slo.highest_passing_step
         lines.append("")
+        if results.search is not None:
+            lines += ["Judged on the capacity the search found (its highest passing trial).", ""]
         if measurement is not None and not measurement.valid:
             lines.append("No step judged: there is no valid measurement.")
         elif best is not None:

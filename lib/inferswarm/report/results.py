@@ -326,8 +326,36 @@ class PassingStep(_Model):
         return data
 
 
+class SearchTrial(_Model):
+    """One trial of a `search` load, as the run judged it when it ended."""
+
+    stage: int
+    level: Number
+    passed: bool
+    requests: int
+    why: list[str]
+    """The failed gates with their values (empty when it passed)."""
+
+
+class SearchSection(_Model):
+    """A `search` load's trials and the capacity it found (recorded by the run in run.json)."""
+
+    over: Literal["rps", "users"]
+    resolution: Number
+    judged_on: str
+    """Which latency the trials' latency gates were judged on."""
+    trials: list[SearchTrial]
+    highest_passing: Number | None
+    """The capacity is at least this (null: not even the first trial passed)."""
+    lowest_failing: Number | None
+    """...and below this (null: the highest level tried passed)."""
+    done: bool
+    """False when the run ended before the search did (stopped, or `max_trials` reached is still done)."""
+
+
 class SloVerdicts(_Model):
-    """The SLO gates of the config, judged on the whole run and step by step."""
+    """The SLO gates of the config, judged on the whole run and step by step (for a `search` load, on the
+    capacity it found: the highest passing trial's own numbers)."""
 
     gates: list[GateVerdict]
     passed: bool
@@ -589,6 +617,8 @@ class Results(_Model):
     """Absent from files written before it existed."""
     edge: EdgeSection | None = None
     """Edge vs cloud answers, FPS and readiness (edge endpoint runs only)."""
+    search: SearchSection | None = None
+    """The capacity search's trials and bracket (`search` load runs only)."""
     notes: list[str]
     """Each missing or skipped input, one line each."""
     figures: list[str] | None = None

@@ -25,7 +25,7 @@ def test_steps_of_rate_are_the_open_loop_ramp() -> None:
         ("hold", 35, 20, 3),
     ]
     # users are the ceiling on requests in flight, the same in every stage (no respawning)
-    assert {(s.users, s.spawn_rate) for s in stages} == {(40, 40.0)}
+    assert {(s.users, s.spawn_rate) for s in stages} == {(40, 400.0)}
     assert load.axis == RATE_AXIS and load.axis.column == "rps"
 
 

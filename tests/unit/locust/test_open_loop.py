@@ -231,7 +231,7 @@ def test_a_stall_shows_in_the_latency_from_the_intended_start_not_in_a_closed_lo
     # its end, so its latency from the intended start reaches the pause at p99 ...
     assert from_intended.num_requests == service.num_requests > 300
     assert from_intended.get_response_time_percentile(0.99) >= 0.9 * 500
-    assert from_intended.get_response_time_percentile(0.75) > 50
+    assert from_intended.get_response_time_percentile(0.9) > 100  # a fifth waited longer than that
     # ... while its service latency (send to end) is as quick as the closed loop's
     assert service.get_response_time_percentile(0.99) < 50
     assert abs(service.get_response_time_percentile(0.5) - closed_ok.get_response_time_percentile(0.5)) <= 5

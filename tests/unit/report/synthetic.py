@@ -133,7 +133,18 @@ def write_run(
         start, stop = t, t + s["seconds"]
         completed = "true" if s.get("completed", True) else "false"
         stages.append(
-            [index, f"step {index + 1}", s["users"], 1, start - START, stop - START, start, stop, completed]
+            [
+                index,
+                f"step {index + 1}",
+                s["users"],
+                1,
+                start - START,
+                stop - START,
+                start,
+                stop,
+                completed,
+                "",
+            ]
         )
         for name in (cap, "Aggregated"):
             steps_rows.append([index, name, s["ok"] + s["fail"], s["fail"], start, stop, 0])

@@ -44,7 +44,7 @@ def test_report_files_and_figures(tmp_path: Path, capsys: pytest.CaptureFixture[
     for title in (
         "Throughput and utilization over time",
         "Latency over time",
-        "Per step of the ramp",
+        "Per step (latency: successful requests)",
         "Per capability",
         "GPU utilization (%)",
     ):
