@@ -117,6 +117,10 @@ def _intended_cells(s: CapabilitySummary | StepRow) -> list[str]:
     return [*(_fmt(v, 0) for v in whole), _fmt(s.late_requests), *(_fmt(v, 1) for v in lag)]
 
 
+LATE_WARNING_SHARE = 0.01
+"""Above this share of late requests the report warns that the schedule was not kept."""
+
+
 def intended_markdown(results: Results) -> list[str]:
     """Service latency and latency from the intended start side by side: open-loop runs only (for
     closed-loop users the two are the same numbers)."""
@@ -134,6 +138,18 @@ def intended_markdown(results: Results) -> list[str]:
         lines += _table(["step", unit, *INTENDED_CELLS], rows)
     late = results.report.late_ms
     lines += ["", INTENDED_NOTE.format(late=_fmt(late, 0) if late is not None else "?")]
+    total = summary.get("total")
+    if total is not None and total.late_requests and total.requests:
+        share = total.late_requests / total.requests
+        if share > LATE_WARNING_SHARE:
+            lines += [
+                "",
+                f"**Warning:** {total.late_requests} requests ({_pct(share)}) went out late: the generator "
+                "did not keep the schedule (every user of the ceiling busy, or its CPU saturated). Their "
+                "latency from the intended start holds that wait; the offered rate was not what the "
+                "service saw at that moment. Raise `max_concurrency`, or add workers if the generator's "
+                "CPU is the limit.",
+            ]
     return lines
 
 

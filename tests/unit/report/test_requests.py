@@ -120,6 +120,18 @@ def test_latency_from_the_intended_start_and_the_schedule_lag(tmp_path: Path) ->
     assert results.report.late_ms == LATE_MS
     summary = summary_markdown(results)
     assert "## Latency from the intended start" in summary and "from intended p99 ms" in summary
+    # 36 of 80 late is far beyond a kept schedule: the report says so
+    assert (
+        "**Warning:** 36 requests (45.0%) went out late: the generator did not keep the schedule" in summary
+    )
+
+
+def test_a_kept_schedule_gets_no_lateness_warning(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "run", STEPS)
+    rows = [(*r[:2], r[1] + 0.001, *r[3:]) for r in log_rows()]  # every send 1 ms behind: on time
+    write_log(run, rows)
+    summary = summary_markdown(analyse(load_run(run)))
+    assert "## Latency from the intended start" in summary and "**Warning:**" not in summary
 
 
 def test_a_closed_loop_run_shows_no_second_latency(tmp_path: Path) -> None:
