@@ -22,6 +22,9 @@ from enum import StrEnum
 
 import numpy as np
 
+LATE_MS = 10.0
+"""A request sent more than this after its intended start is late: counted by the schedule, flagged in the
+telemetry (`schedule_lag_ms`), and counted again exactly by the report from the request log."""
 BLOCK = 1024
 """Gaps drawn per numpy call: one call per thousand requests keeps the draw off the hot path."""
 

@@ -23,15 +23,13 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from inferswarm.load import ArrivalSpec, LoadContext, Stage
-from inferswarm.load.arrivals import UnitGaps
+from inferswarm.load.arrivals import LATE_MS, UnitGaps
 
 MESSAGE = "inferswarm_rates"
 POLL_S = 0.05
 """Longest single sleep while waiting for a send time, so a new rate is picked up within it."""
 IDLE_S = 0.05
 """How long a user waits before asking again when its schedule has no rate (between runs, a new worker)."""
-LATE_S = 0.010
-"""A send more than this behind its intended time counts as late (the report uses the same bound)."""
 PUSH_INTERVAL_S = 1.0
 
 
@@ -92,7 +90,7 @@ class ArrivalSchedule:
                 if wait <= 0:
                     self._next_s = due + self._gaps.next() / self.rps
                     self.sent += 1
-                    if -wait > LATE_S:
+                    if -wait * 1000.0 > LATE_MS:
                         self.late += 1
                     self._max_lag_s = max(self._max_lag_s, -wait)
                     return due

@@ -105,7 +105,8 @@ class WorkerRoot:
         if config.output.request_log:  # rows go to the master, which owns the run directory
             RequestLog(environment).start()
         if config.telemetry.enabled:  # samples go to the master, which owns the run directory
-            WorkerTelemetry(environment, config).start()
+            lag = schedules.read_max_lag_ms if schedules is not None else None
+            WorkerTelemetry(environment, config, lag).start()
 
 
 class OwnerRoot:
@@ -197,6 +198,7 @@ class OwnerRoot:
                 files.path("telemetry"),
                 secrets,
                 on_saturation=lambda summary: self.run.saved(generator_saturation=summary),
+                schedule_lag_ms=schedules.read_max_lag_ms if schedules is not None else None,
             )
         self.run.record.start(
             mode="master" if options.master else "local",

@@ -8,6 +8,7 @@ previous sample: the direct measure of whether anything, sampling included, is s
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -47,11 +48,14 @@ class LoopLagProbe:
 
 
 class GreenSampling:
-    """`LocalSampling` for a gevent process: collected off the hub thread, with this process's loop lag."""
+    """`LocalSampling` for a gevent process: collected off the hub thread, with this process's loop lag
+    and, for an open-loop load, how far its sends fell behind their schedule (`schedule_lag_ms`: the
+    worst since the previous sample)."""
 
-    def __init__(self, local: LocalSampling) -> None:
+    def __init__(self, local: LocalSampling, schedule_lag_ms: Callable[[], float] | None = None) -> None:
         self.local = local
         self.probe = LoopLagProbe()
+        self.schedule_lag_ms = schedule_lag_ms
 
     @property
     def gpu_note(self) -> str:
@@ -65,7 +69,9 @@ class GreenSampling:
             samples = self.local.collect(now)
         if self.local.process is None:
             return samples
-        lag = sample(
-            now, self.local.node, "process", self.local.process.device, "loop_lag_ms", self.probe.read_ms()
-        )
-        return [*samples, lag]
+        device = self.local.process.device
+        lag = sample(now, self.local.node, "process", device, "loop_lag_ms", self.probe.read_ms())
+        if self.schedule_lag_ms is None:
+            return [*samples, lag]
+        behind = sample(now, self.local.node, "process", device, "schedule_lag_ms", self.schedule_lag_ms())
+        return [*samples, lag, behind]

@@ -28,9 +28,10 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from inferswarm.config import GoodputConfig, ReportConfig, SaturationRule
 from inferswarm.derived import OK, is_derived, split_entry
 from inferswarm.load import USERS_AXIS, StepAxis, step_axis_of
+from inferswarm.load.arrivals import LATE_MS
 from inferswarm.report.load import JsonObject, RunData, object_of
 from inferswarm.report.pipelines import pipeline_figures
-from inferswarm.report.requests import LATE_MS, Requests, figures
+from inferswarm.report.requests import Requests, figures
 from inferswarm.report.results import (
     SCHEMA_VERSION,
     Axis,

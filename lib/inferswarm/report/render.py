@@ -439,6 +439,16 @@ def summary_markdown(results: Results) -> str:
             + "."
         )
     generator = results.generator_saturation
+    if generator is not None and generator.behind_schedule:
+        behind = ", ".join(
+            f"{node} (worst {_fmt(b.peak_lag_ms, 1)} ms)"
+            for node, b in sorted(generator.behind_schedule.items())
+        )
+        lines += [
+            "",
+            f"**Warning:** load generators fell more than {_fmt(generator.lag_threshold_ms, 0)} ms behind "
+            f"their send schedule ({behind}): see `schedule_lag_ms` in the telemetry.",
+        ]
     if generator is not None and generator.saturated:
         nodes = ", ".join(generator.nodes)
         lines += [

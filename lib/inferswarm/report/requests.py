@@ -21,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from inferswarm.config import GoodputConfig
+from inferswarm.load.arrivals import LATE_MS
 
-LATE_MS = 10.0
-"""A request sent more than this after its intended start counts in `late_requests`: past a timer's
-ordinary jitter, the load generator (or its event loop) was behind its schedule."""
+# A request sent more than LATE_MS after its intended start counts in `late_requests`: past a timer's
+# ordinary jitter, the load generator (or its event loop) was behind its schedule.
 QUANTILES = {"p50_ms": 50.0, "p90_ms": 90.0, "p95_ms": 95.0, "p99_ms": 99.0}
 LAG_QUANTILES = {"schedule_lag_p50_ms": 50.0, "schedule_lag_p99_ms": 99.0}
 BASE_COLUMNS = ("capability", "intended_epoch_s", "send_epoch_s", "response_ms", "ok")

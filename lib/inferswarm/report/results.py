@@ -406,12 +406,24 @@ class GeneratorNode(_Model):
     peak_cpu_pct: Number | None
 
 
+class GeneratorBehind(_Model):
+    """One load generator's time behind its open-loop send schedule."""
+
+    first_epoch_s: Number | None
+    last_epoch_s: Number | None
+    samples: int
+    peak_lag_ms: Number | None
+
+
 class GeneratorSaturation(_Model):
-    """Load generators whose CPU passed the threshold: their numbers understate the target."""
+    """Load generators whose CPU passed the threshold: their numbers understate the target; and those whose
+    open-loop sends fell behind their schedule (the requests went out late)."""
 
     threshold_cpu_pct: Number | None
     saturated: bool
     nodes: dict[str, GeneratorNode]
+    lag_threshold_ms: Number | None = None
+    behind_schedule: dict[str, GeneratorBehind] = Field(default_factory=dict)
 
 
 class RefusedWorker(_Model):

@@ -42,7 +42,9 @@ METRIC_UNITS: dict[str, str] = {
     "process_cpu_pct": "%",
     "process_rss_bytes": "bytes",
     "loop_lag_ms": "ms",
+    "schedule_lag_ms": "ms",
     "generator_saturated": "flag",
+    "generator_behind": "flag",
     # a remote source's health: 1 when the last poll worked, 0 when it failed
     "source_up": "flag",
     "clock_offset_ms": "ms",

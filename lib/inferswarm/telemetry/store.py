@@ -114,32 +114,31 @@ class LiveView:
 
 
 class SaturationTracker:
-    """Flags load-generating processes whose CPU passed the threshold: their numbers are suspect."""
+    """Flags load-generating processes whose CPU passed the threshold, or whose open-loop sends fell more
+    than `lag_threshold_ms` behind their schedule: their numbers are suspect."""
 
-    def __init__(self, threshold_pct: float) -> None:
+    def __init__(self, threshold_pct: float, lag_threshold_ms: float = 10.0) -> None:
         self.threshold_pct = threshold_pct
+        self.lag_threshold_ms = lag_threshold_ms
         self.nodes: dict[str, dict[str, Any]] = {}
+        self.behind: dict[str, dict[str, Any]] = {}
+        """Per generator node that fell behind its send schedule: when, how often, the worst lag."""
 
     def check(self, samples: Iterable[Sample]) -> list[Sample]:
-        """Returns a `generator_saturated` sample per saturated reading, and records it.
+        """Returns a `generator_saturated` sample per saturated reading (`generator_behind` per reading of a
+        schedule lag past its threshold), and records it.
 
         The master sends no load, so only local runners and workers count as generators.
         """
         flagged: list[Sample] = []
         for s in samples:
+            if s.metric == "schedule_lag_ms" and s.value > self.lag_threshold_ms:
+                self._record(self.behind, s, "peak_lag_ms")
+                flagged.append(s._replace(metric="generator_behind", value=1, unit="flag"))
+                continue
             if s.metric != "process_cpu_pct" or s.node.startswith("master@") or s.value <= self.threshold_pct:
                 continue
-            entry = self.nodes.get(s.node)
-            if entry is None:
-                entry = self.nodes[s.node] = {
-                    "first_epoch_s": s.timestamp,
-                    "last_epoch_s": s.timestamp,
-                    "samples": 0,
-                    "peak_cpu_pct": s.value,
-                }
-            entry["last_epoch_s"] = max(entry["last_epoch_s"], s.timestamp)
-            entry["samples"] += 1
-            entry["peak_cpu_pct"] = max(entry["peak_cpu_pct"], s.value)
+            self._record(self.nodes, s, "peak_cpu_pct")
             flagged.append(s._replace(metric="generator_saturated", value=1, unit="flag"))
         return flagged
 
@@ -147,5 +146,20 @@ class SaturationTracker:
     def saturated(self) -> bool:
         return bool(self.nodes)
 
+    @staticmethod
+    def _record(nodes: dict[str, dict[str, Any]], s: Sample, peak: str) -> None:
+        entry = nodes.setdefault(
+            s.node, {"first_epoch_s": s.timestamp, "last_epoch_s": s.timestamp, "samples": 0, peak: s.value}
+        )
+        entry["last_epoch_s"] = max(entry["last_epoch_s"], s.timestamp)
+        entry["samples"] += 1
+        entry[peak] = max(entry[peak], s.value)
+
     def summary(self) -> dict[str, Any]:
-        return {"threshold_cpu_pct": self.threshold_pct, "saturated": self.saturated, "nodes": self.nodes}
+        return {
+            "threshold_cpu_pct": self.threshold_pct,
+            "saturated": self.saturated,
+            "nodes": self.nodes,
+            "lag_threshold_ms": self.lag_threshold_ms,
+            "behind_schedule": self.behind,
+        }

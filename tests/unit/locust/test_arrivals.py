@@ -7,7 +7,8 @@ import gevent
 import pytest
 
 from inferswarm.load import Arrival, ArrivalSpec
-from inferswarm.locust.arrivals import LATE_S, ArrivalSchedule, Schedules, worker_shares
+from inferswarm.load.arrivals import LATE_MS
+from inferswarm.locust.arrivals import ArrivalSchedule, Schedules, worker_shares
 
 CONSTANT = ArrivalSpec(Arrival.CONSTANT)
 
@@ -44,7 +45,7 @@ def test_a_busy_ceiling_makes_sends_late_not_lost() -> None:
     due = [schedule.claim() for _ in range(50)]
     assert due == pytest.approx([1000.01 * 1 + 0.01 * i for i in range(50)])
     assert t.slept == []  # all overdue: sent at once, in order
-    assert schedule.late == sum(1 for d in due if t.now - d > LATE_S) and schedule.late >= 48
+    assert schedule.late == sum(1 for d in due if (t.now - d) * 1000 > LATE_MS) and schedule.late >= 48
     assert schedule.read_max_lag_ms() == pytest.approx(490.0) and schedule.read_max_lag_ms() == 0.0
 
 

@@ -67,3 +67,12 @@ def test_no_loop_lag_without_the_process_samplers() -> None:
     metrics = {s.metric for s in sampling.collect(now=1.0)}
     assert "loop_lag_ms" not in metrics and "process_cpu_pct" not in metrics
     assert "mem_total_bytes" in metrics  # the host is still sampled
+
+
+def test_an_open_loop_process_reports_its_schedule_lag() -> None:
+    readings = iter([12.5, 0.0])
+    sampling = GreenSampling(LocalSampling("n", gpu=False), schedule_lag_ms=lambda: next(readings))
+    for expected in (12.5, 0.0):  # the worst since the previous sample, then reset
+        [lag] = [s for s in sampling.collect(now=5.0) if s.metric == "schedule_lag_ms"]
+        assert (lag.value, lag.unit, lag.node) == (expected, "ms", "n")
+    assert "schedule_lag_ms" not in {s.metric for s in GreenSampling(LocalSampling("n", gpu=False)).collect()}

@@ -14,10 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from inferswarm.config import GoodputConfig
+from inferswarm.load.arrivals import LATE_MS
 from inferswarm.report.analysis import analyse
 from inferswarm.report.load import load_run
 from inferswarm.report.render import summary_markdown
-from inferswarm.report.requests import LATE_MS, Requests, figures, good
+from inferswarm.report.requests import Requests, figures, good
 from inferswarm.requests_file import SCHEMA, StreamWriter, batch_of
 from tests.unit.report.synthetic import START, step, write_run
 

@@ -89,3 +89,23 @@ def test_saturation_flags_generators_not_the_master() -> None:
         "worker@h/1": {"first_epoch_s": 1.0, "last_epoch_s": 3.0, "samples": 2, "peak_cpu_pct": 99.5}
     }
     assert not SaturationTracker(90.0).saturated
+
+
+def test_a_generator_behind_its_send_schedule_is_flagged_beside_cpu() -> None:
+    tracker = SaturationTracker(90.0, lag_threshold_ms=10.0)
+    flagged = tracker.check(
+        [
+            sample(1.0, "local@h", "process", "pid1", "schedule_lag_ms", 4.0),  # timer jitter: on time
+            sample(2.0, "local@h", "process", "pid1", "schedule_lag_ms", 250.0),
+            sample(3.0, "local@h", "process", "pid1", "schedule_lag_ms", 40.0),
+        ]
+    )
+    assert [(s.timestamp, s.metric, s.value, s.unit) for s in flagged] == [
+        (2.0, "generator_behind", 1, "flag"),
+        (3.0, "generator_behind", 1, "flag"),
+    ]
+    summary = tracker.summary()
+    assert summary["behind_schedule"] == {
+        "local@h": {"first_epoch_s": 2.0, "last_epoch_s": 3.0, "samples": 2, "peak_lag_ms": 250.0}
+    }
+    assert summary["lag_threshold_ms"] == 10.0 and summary["saturated"] is False  # its CPU was fine

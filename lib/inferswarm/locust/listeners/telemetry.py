@@ -21,6 +21,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from inferswarm.config import RunConfig
+from inferswarm.load.arrivals import LATE_MS
 from inferswarm.locust.sampling import GreenSampling
 from inferswarm.protocols import protocol_for
 from inferswarm.telemetry.edge_status import EdgeStatusPoller, status_url
@@ -79,11 +80,14 @@ def build_pollers(config: RunConfig, secret_headers: Mapping[str, str], host: st
 class WorkerTelemetry:
     """A worker samples its own host and ships the samples to the master in batches."""
 
-    def __init__(self, environment: Environment, config: RunConfig) -> None:
+    def __init__(
+        self, environment: Environment, config: RunConfig, schedule_lag_ms: Callable[[], float] | None = None
+    ) -> None:
         self.environment = environment
         self.interval_s = config.telemetry.interval_s
         self.sampling = GreenSampling(
-            LocalSampling(node_name("worker"), config.telemetry.gpu, config.telemetry.per_core)
+            LocalSampling(node_name("worker"), config.telemetry.gpu, config.telemetry.per_core),
+            schedule_lag_ms,
         )
         self._pending: list[Sample] = []
         self._last_send = 0.0
@@ -129,6 +133,7 @@ class TelemetryHub:
         csv_path: Path,
         secret_headers: Mapping[str, str],
         on_saturation: Callable[[dict[str, Any]], None] | None = None,
+        schedule_lag_ms: Callable[[], float] | None = None,
     ) -> None:
         self.environment = environment
         self.config = config
@@ -136,16 +141,18 @@ class TelemetryHub:
         self.interval_s = tc.interval_s
         role = "master" if isinstance(environment.runner, MasterRunner) else "local"
         self.node = node_name(role)
-        self.sampling = GreenSampling(LocalSampling(self.node, tc.gpu, tc.per_core))
+        # A master sends nothing itself: only a local runner has a schedule of its own to fall behind.
+        own_lag = schedule_lag_ms if role == "local" else None
+        self.sampling = GreenSampling(LocalSampling(self.node, tc.gpu, tc.per_core), own_lag)
         self.pollers = build_pollers(config, secret_headers, environment.host)
         self.csv = TelemetryCsv(csv_path)
         self.live = LiveView()
-        self.saturation = SaturationTracker(tc.saturation_cpu_pct)
+        self.saturation = SaturationTracker(tc.saturation_cpu_pct, LATE_MS)
         self.load: deque[tuple[float, int, float, float]] = deque(maxlen=3600)
         self.on_saturation = on_saturation
         self._greenlets: list[gevent.Greenlet[Any, Any]] = []
         self._stopped = False
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         runner = self.environment.runner
@@ -178,8 +185,17 @@ class TelemetryHub:
             self.csv.write(flagged)
             self.live.add(flagged)
             for s in flagged:
-                if s.node not in self._warned:
-                    self._warned.add(s.node)
+                if (s.node, s.metric) in self._warned:
+                    continue
+                self._warned.add((s.node, s.metric))
+                if s.metric == "generator_behind":
+                    log.warning(
+                        "telemetry: load generator %s fell more than %g ms behind its send schedule: every "
+                        "user of the ceiling was busy or its CPU was; those requests went out late",
+                        s.node,
+                        self.saturation.lag_threshold_ms,
+                    )
+                else:
                     log.warning(
                         "telemetry: load generator %s is above %g%% CPU: figures measured while it is "
                         "saturated understate the target; add workers",
