@@ -2,8 +2,10 @@
 for 8 GPUs on 4 nodes (what NVML sampling writes: 9 GPU metrics per device, host metrics and 8 per-core
 CPU rows per node, every second), ramped in 24 one-hour steps. `--gpus-per-node 8` makes it 32 GPUs.
 Prints the report's wall time and peak memory (its own process, as `inferswarm run` starts it).
+`--request-log-rps 2000 --hours 1` adds a per-request log (`locust_requests.parquet`) of that many
+requests per second over the whole run, which the report then reads for its exact percentiles.
 
-    .venv/bin/python bench/report_scale.py [--hours 24] [--keep DIR]
+    .venv/bin/python bench/report_scale.py [--hours 24] [--keep DIR] [--request-log-rps N]
 
 Goal (issue "Reports"): under 10 s and under 1 GiB on a 2-core machine.
 """
@@ -156,17 +158,55 @@ def write_run(run_dir: Path, hours: int, gpus_per_node: int) -> dict[str, int]:
     return {"history_rows": history.num_rows, "telemetry_rows": rows}
 
 
+def write_request_log(run_dir: Path, hours: int, rps: int) -> int:
+    """`rps` requests per second over the run, an hour's rows at a time (the bench's own memory stays
+    small); response times lognormal around 200 ms, 2 % failures, in steps like the history's."""
+    import pyarrow.parquet as pq
+
+    from inferswarm.requests_file import SCHEMA
+
+    rng = np.random.default_rng(2)
+    rows = 0
+    with pq.ParquetWriter(run_dir / "locust_requests.parquet", SCHEMA, compression="zstd") as writer:
+        for hour in range(hours):
+            n = rps * 3600
+            send = START + hour * 3600 + np.sort(rng.uniform(0, 3600, n))
+            ok = rng.random(n) > 0.02
+            columns = {
+                "capability": pa.array(np.array(CAPS)[rng.integers(0, len(CAPS), n)]),
+                "node": pa.array(np.array(["local"] * n)),
+                "intended_epoch_s": pa.array(send - rng.exponential(0.0005, n)),
+                "send_epoch_s": pa.array(send),
+                "first_byte_ms": pa.array(rng.lognormal(4.5, 0.4, n)),
+                "response_ms": pa.array(rng.lognormal(5.3, 0.4, n)),
+                "status": pa.array(np.where(ok, 200, 503).astype(np.int32)),
+                "ok": pa.array(ok),
+                "category": pa.array(np.where(ok, "", "capacity")),
+                "bytes_received": pa.array(np.full(n, 120, dtype=np.int64)),
+                "ttft_ms": pa.nulls(n, pa.float64()),
+                "itl_ms": pa.nulls(n, pa.float64()),
+                "output_tokens": pa.nulls(n, pa.int64()),
+            }
+            writer.write_table(pa.Table.from_pydict(columns, schema=SCHEMA), row_group_size=131072)
+            rows += n
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--gpus-per-node", type=int, default=2, help="2: 8 GPUs on 4 nodes; 8: 32 GPUs")
     parser.add_argument("--keep", help="write the synthetic run here and keep it")
+    parser.add_argument("--request-log-rps", type=int, default=0, help="add a per-request log at this rate")
     args = parser.parse_args()
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="report-scale-"))
     base.mkdir(parents=True, exist_ok=True)
     try:
         started = time.perf_counter()
         counts = write_run(base, args.hours, args.gpus_per_node)
+        if args.request_log_rps:
+            logged = write_request_log(base, args.hours, args.request_log_rps)
+            print(f"request log: {logged:,} requests ({args.request_log_rps} per second)")
         size = sum(p.stat().st_size for p in base.iterdir()) / 2**20
         print(
             f"synthetic {args.hours} h run, {4 * args.gpus_per_node} GPUs on 4 nodes: "

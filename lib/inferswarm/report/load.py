@@ -150,13 +150,12 @@ def _load_requests(data: RunData) -> Requests | None:
     if read.source == "stream":
         cut = "; its last batch was cut short and is left out" if read.cut else ""
         data.notes.append(
-            f"{stream.name}: the request log of a run that did not end cleanly, "
-            f"{read.table.num_rows} rows read{cut}"
+            f"{stream.name}: the request log of a run that did not end cleanly, {read.rows} rows read{cut}"
         )
-    if not read.table.num_rows:
+    if not read.rows:
         data.notes.append(f"{read.path.name}: no rows (latency from Locust's statistics)")
         return None
-    return Requests.from_table(read.table)
+    return Requests.from_batches(read.rows, read.batches())
 
 
 def load_run(run_dir: Path) -> RunData:
