@@ -62,6 +62,9 @@ class StreamWriter:
         self._writer = ipc.new_stream(self._sink, SCHEMA, options=options)
         self.rows = 0
         self.closed = False
+        # pyarrow imports pandas on its first conversion from Python lists (about 0.2 s): done here,
+        # before the test, it cannot stall the event loop (and every send due meanwhile) mid-run
+        batch_of("", [[] for _ in ROW_FIELDS])
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
