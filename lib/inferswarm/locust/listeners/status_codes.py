@@ -31,7 +31,21 @@ class StatusCodes:
         elif isinstance(environment.runner, MasterRunner):
             environment.events.worker_report.add_listener(self._merge)
 
-    def _on_request(self, name: str, context: dict[str, Any] | None = None, **_: Any) -> None:
+    def _on_request(
+        self,
+        request_type: str = "",
+        name: str = "",
+        response_time: Any = None,
+        response_length: Any = None,
+        exception: Any = None,
+        context: dict[str, Any] | None = None,
+        response: Any = None,
+        start_time: Any = None,
+        url: Any = None,
+        **_: Any,
+    ) -> None:
+        # Every field of Locust's request event named: called once per request, and binding them costs
+        # less than gathering them into `**_` (a fresh dict of seven, per request).
         status = context.get(STATUS) if context else None
         if status is not None:
             self.counts[(name, status)] += 1
