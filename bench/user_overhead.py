@@ -13,7 +13,9 @@ Both capability variants run with the request log on (the default). `--request-l
 instead: two variants, `log on` and `log off` (telemetry off in both, so only the log differs), the ratio
 of their medians printed.
 
-Every round runs its variants in turn, so drift hits all alike; the median round per variant is compared.
+Every round runs its variants in turn (the order rotating from round to round), so drift hits all alike;
+the median round per variant is compared, and so is the median of each round's own ratio ("paired"),
+which a machine whose load changes between rounds moves less.
 Requests/s: completed requests per whole wall-clock second from Locust's final statistics (--json-file),
 leaving out the partial first second, the next one (spawning, connections) and the partial last one.
 (Plain Locust does not rewrite `_stats.csv` at shutdown, so the bare run's CSV misses its last second.)
@@ -22,6 +24,11 @@ the load generator, not nginx, sets the throughput, which is what makes the rati
 
     .venv/bin/python bench/user_overhead.py --rounds 3 --duration 8
     .venv/bin/python bench/user_overhead.py --request-log --rounds 5 --duration 8
+    .venv/bin/python bench/user_overhead.py --compare /tmp/patched --rounds 4 --duration 8
+
+`--compare DIR` measures a change before it is made: every capability variant runs a second time from
+another checkout (DIR's lib/ and locustfiles/, e.g. a copy with a patch applied), as `VARIANT @NAME`,
+in the same rounds, so the two versions are compared under the same drift.
 
 Goals: the capability user with telemetry on keeps at least 95 % of the bare user's throughput; the
 request log costs under 3 % of throughput (log on / log off >= 0.97).
@@ -111,7 +118,15 @@ def write_config(
     path.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
-def locust_command(variant: str, url: str, config_dir: Path, prefix: Path, duration_s: int) -> list[str]:
+def split_variant(variant: str) -> tuple[str, str | None]:
+    """`telemetry on @patched` -> ("telemetry on", "patched"); a plain variant runs this checkout."""
+    name, _, tree = variant.partition(" @")
+    return name, tree or None
+
+
+def locust_command(
+    variant: str, url: str, config_dir: Path, prefix: Path, duration_s: int, repo: Path = REPO
+) -> list[str]:
     common = ["--headless", "--only-summary", "--csv", str(prefix), "--json-file", str(prefix)]
     if variant == "bare":
         locustfile = BENCH / "bare_fasthttp_locustfile.py"
@@ -119,16 +134,18 @@ def locust_command(variant: str, url: str, config_dir: Path, prefix: Path, durat
         return [sys.executable, "-m", "locust", "-f", str(locustfile), *load, *common]
     # The shape owns users, spawn rate and run time; Locust ignores (and warns about) -u, -r and -t.
     config = config_dir / f"{variant.replace(' ', '-')}.yaml"
-    locustfile = REPO / "locustfiles" / "capabilities.py"
+    locustfile = repo / "locustfiles" / "capabilities.py"
     inferswarm = ["--inferswarm-config", str(config)]
     return [sys.executable, "-m", "locust", "-f", str(locustfile), *inferswarm, *common]
 
 
-def child_env() -> dict[str, str]:
+def child_env(lib: Path | None = None) -> dict[str, str]:
     """The environment without INFERSWARM_* settings (a stray config or load override would change the
-    run), plus the bare locustfile's path and body."""
+    run), plus the bare locustfile's path and body; with `lib`, that lib/ first on the Python path."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFERSWARM_")}
     env.update(BENCH_PATH=PATH, BENCH_BODY=BODY)
+    if lib is not None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(lib), env.get("PYTHONPATH", "")) if p)
     return env
 
 
@@ -148,14 +165,21 @@ def stop_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
-def run_locust(cmd: list[str], log: Path, timeout_s: float) -> tuple[int, list[tuple[float, float]]]:
+def run_locust(
+    cmd: list[str], log: Path, timeout_s: float, env: dict[str, str] | None = None
+) -> tuple[int, list[tuple[float, float]]]:
     """Run one Locust process to its end: its exit code and (epoch s, CPU s) samples, every 0.25 s and at
     its exit (from the reaped child's resource usage)."""
     samples: list[tuple[float, float]] = []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=child_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=REPO,
+            env=child_env() if env is None else env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             deadline = time.monotonic() + timeout_s
@@ -210,12 +234,17 @@ def read_result(prefix: Path, samples: list[tuple[float, float]]) -> RunResult:
     )
 
 
-def one_run(variant: str, url: str, tmp: Path, run_dir: Path, duration_s: int) -> RunResult:
+def one_run(
+    variant: str, url: str, tmp: Path, run_dir: Path, duration_s: int, trees: dict[str, Path] | None = None
+) -> RunResult:
     run_dir.mkdir(parents=True)
     prefix = run_dir / "locust"
-    cmd = locust_command(variant, url, tmp, prefix, duration_s)
+    name, tree = split_variant(variant)
+    repo = REPO if tree is None else (trees or {})[tree]
+    cmd = locust_command(name, url, tmp, prefix, duration_s, repo)
     log = run_dir / "locust.log"
-    code, samples = run_locust(cmd, log, duration_s + RUN_GRACE_S)
+    env = child_env(None if tree is None else repo / "lib")
+    code, samples = run_locust(cmd, log, duration_s + RUN_GRACE_S, env)
     # Locust exits 1 when any request failed; the run still counts (its failures are reported).
     if code not in (0, 1) or not Path(f"{prefix}.json").is_file():
         tail = log.read_text(errors="replace")[-2000:]
@@ -234,8 +263,21 @@ def main() -> int:
     parser.add_argument(
         "--request-log", action="store_true", help="compare the request log on and off instead"
     )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also run every capability variant from this checkout (its lib/ and locustfiles/)",
+    )
     args = parser.parse_args()
-    variants = LOG_VARIANTS if args.request_log else VARIANTS
+    variants: tuple[str, ...] = LOG_VARIANTS if args.request_log else VARIANTS
+    trees: dict[str, Path] = {}
+    if args.compare is not None:
+        tree = args.compare.resolve()
+        if not (tree / "lib" / "inferswarm").is_dir() or not (tree / "locustfiles").is_dir():
+            parser.error(f"--compare {args.compare}: not a checkout (no lib/inferswarm or locustfiles/)")
+        trees[tree.name] = tree
+        variants += tuple(f"{v} @{tree.name}" for v in variants if v != "bare")
     if args.rounds < 1 or args.duration < SKIP_START_S + 2:
         parser.error(f"--rounds must be >= 1 and --duration >= {SKIP_START_S + 2}")
     nginx = nginx_binary()
@@ -267,16 +309,19 @@ def main() -> int:
                 f"req/s: completed requests per whole second from Locust's final stats (--json-file), "
                 f"leaving out the first {SKIP_START_S} s (spawn, connections) and the partial last second"
             )
+            width = max(len(v) for v in variants)
             for round_no in range(1, args.rounds + 1):
-                for variant in variants:
-                    run_dir = tmp / "runs" / f"{round_no}-{variant.replace(' ', '-')}"
-                    result = one_run(variant, server.url, tmp, run_dir, args.duration)
+                turn = (round_no - 1) % len(variants)
+                for variant in variants[turn:] + variants[:turn]:
+                    run_dir = tmp / "runs" / f"{round_no}-{variant.replace(' ', '-').replace('@', '')}"
+                    result = one_run(variant, server.url, tmp, run_dir, args.duration, trees)
                     results[variant].append(result)
                     starved = ""
                     if result.cpu_pct < STARVED_CPU_PCT:
                         starved = f" (under {STARVED_CPU_PCT}%: CPU contention?)"
                     print(
-                        f"  round {round_no} {variant:<13} {result.rps:8.0f} req/s over {result.steady_s} s, "
+                        f"  round {round_no} {variant:<{width}} {result.rps:8.0f} req/s "
+                        f"over {result.steady_s} s, "
                         f"{result.requests} requests, {failures_note(result.failures)}, "
                         f"{result.cpu_us_per_request:4.0f} us CPU/request, Locust CPU {result.cpu_pct:3.0f}%"
                         f"{starved}",
@@ -292,34 +337,48 @@ def main() -> int:
     medians = {v: statistics.median(r.rps for r in results[v]) for v in variants}
     failures = {v: sum(r.failures for r in results[v]) for v in variants}
     per_request = {v: statistics.median(r.cpu_us_per_request for r in results[v]) for v in variants}
-    base = variants[-1] if args.request_log else "bare"
-    header = f"{'variant':<14} {'median req/s':>12} {'vs ' + base:>8} {'us CPU/req':>10} {'vs ' + base:>8}"
+    base = "log off" if args.request_log else "bare"
+    width = max(14, *(len(v) for v in variants))
+    paired = {
+        v: statistics.median(r.rps / b.rps for r, b in zip(results[v], results[base], strict=True))
+        for v in variants
+    }
+    vs = "vs " + base
+    header = f"{'variant':<{width}} {'median req/s':>12} {vs:>8} {'paired':>7} {'us CPU/req':>10} {vs:>8}"
     print(f"\n{header} {'Locust CPU':>10}  failures")
     for variant in variants:
         cpu = statistics.median(r.cpu_pct for r in results[variant])
         print(
-            f"{variant:<14} {medians[variant]:12.0f} {medians[variant] / medians[base]:8.3f} "
+            f"{variant:<{width}} {medians[variant]:12.0f} {medians[variant] / medians[base]:8.3f} "
+            f"{paired[variant]:7.3f} "
             f"{per_request[variant]:10.0f} {per_request[variant] / per_request[base]:8.3f} "
             f"{cpu:9.0f}%  {failures_note(failures[variant])}"
         )
     load_after = os.getloadavg()[0]
     print(f"load average (1 min): {load_before:.2f} before the first run, {load_after:.2f} after the last")
-    if args.request_log:
-        ratio = medians["log on"] / medians["log off"]
-        cpu_ratio = per_request["log on"] / per_request["log off"]
-        total = failures["log on"] + failures["log off"]
-        note = f"; {total} FAILURES in these runs" if total else ""
-        print(
-            f"ratio request-log-on/off: {ratio:.3f} req/s (goal >= {LOG_GOAL}), "
-            f"{cpu_ratio:.3f} CPU per request{note}"
-        )
-        return 0
-    for variant, label in (("telemetry off", "telemetry-off/bare"), ("telemetry on", "telemetry-on/bare")):
-        ratio = medians[variant] / medians["bare"]
-        total = failures[variant] + failures["bare"]
-        note = f"; {total} FAILURES in these runs" if total else ""
-        goal = f" (goal >= {GOAL})" if variant == "telemetry on" else ""
-        print(f"ratio {label}: {ratio:.2f}{goal}{note}")
+    for suffix in ("", *(f" @{name}" for name in trees)):
+        if args.request_log:
+            on, off = "log on" + suffix, "log off" + suffix
+            ratio = medians[on] / medians[off]
+            cpu_ratio = per_request[on] / per_request[off]
+            pair = statistics.median(a.rps / b.rps for a, b in zip(results[on], results[off], strict=True))
+            total = failures[on] + failures[off]
+            note = f"; {total} FAILURES in these runs" if total else ""
+            print(
+                f"ratio request-log-on/off{suffix}: {ratio:.3f} req/s (paired {pair:.3f}; "
+                f"goal >= {LOG_GOAL}), {cpu_ratio:.3f} CPU per request{note}"
+            )
+            continue
+        for variant, label in (
+            ("telemetry off", "telemetry-off/bare"),
+            ("telemetry on", "telemetry-on/bare"),
+        ):
+            variant += suffix
+            ratio = medians[variant] / medians["bare"]
+            total = failures[variant] + failures["bare"]
+            note = f"; {total} FAILURES in these runs" if total else ""
+            goal = f" (goal >= {GOAL})" if variant.startswith("telemetry on") else ""
+            print(f"ratio {label}{suffix}: {ratio:.2f} (paired {paired[variant]:.2f}){goal}{note}")
     return 0
 
 
