@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import gevent
+from gevent import getcurrent
 from geventhttpclient.response import HTTPParseError
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
@@ -83,8 +84,9 @@ def _status(response: Any) -> int:
 
 
 def _content_type(response: Any) -> str:
+    # `is not None`: geventhttpclient's Headers has no __bool__, and its __len__ counts every value
     headers = getattr(response, "headers", None)
-    return str(headers.get("content-type", "")) if headers else ""
+    return str(headers.get("content-type", "")) if headers is not None else ""
 
 
 def log_stream_metrics(environment: Environment, capability: str, record: StreamRecord) -> None:
@@ -133,6 +135,8 @@ class CapabilityClient:
         self.dialect = cast(Dialect | None, protocol.stream_dialect(capability))
         self.polls = protocol.polls(capability)
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
+        self._loop = gevent.get_hub().loop
+        """The loop of this user's hub, which times each request's deadline."""
         self._fire: Callable[..., None] = environment.events.request.fire
         self._ok_name = derived.entry_name(self.name, derived.OK)
         self._from_intended_name = derived.entry_name(self.name, derived.FROM_INTENDED)
@@ -167,10 +171,12 @@ class CapabilityClient:
         length = 0
         first_byte_ms: float | None = None
         self._stream_record = None
-        # The deadline of the whole request. A new timer each time: a restarted gevent.Timeout keeps
-        # its first due time (and fires at once after it has fired), measured in tests/unit/locust.
-        deadline = gevent.Timeout(self.timeout_s, self._timeout_error)
-        deadline.start()
+        # The deadline of the whole request: what gevent.Timeout does (throw into this greenlet when the
+        # timer expires; the timer started on the loop's updated time) at a quarter of its cost. A new
+        # timer each time: libev restarts a stopped timer with what was left of it, and one that has
+        # fired at once (as a restarted gevent.Timeout does).
+        deadline = self._loop.timer(self.timeout_s, 0.0, True, -1)
+        deadline.start(getcurrent().throw, self._timeout_error, update=True)
         body, headers = (prepared.body, self.headers) if not self._varies else self._variant()
         try:
             response = self.session._send_request_safe_mode(
@@ -304,25 +310,14 @@ class CapabilityClient:
             # the headers is all there is, enough for the server's message.
             decoded = _decoded(raw.read(), response.headers, cap)
             return (decoded if isinstance(decoded, bytes) else b""), None
-        try:
-            declared = raw.content_length
-            if declared is not None and declared > cap:
-                raw.release()  # unfinished: the connection is closed, not reused
-                return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
-            body = raw.read() if declared is not None else _read_capped(raw, cap)
-            if body is None:
-                return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
-            if declared is not None and len(body) != declared:
-                return body, RequestFailure(FailureCategory.BAD_BODY, TRUNCATED)
-        except TimeoutError as exc:
-            return b"", RequestFailure(FailureCategory.TIMEOUT, type(exc).__name__)
-        except HTTPParseError as exc:
-            return b"", _parse_failure(exc)
-        except OSError as exc:  # the connection broke while the body was read
-            return b"", RequestFailure(FailureCategory.CONNECTION_ERROR, type(exc).__name__)
-        except ValueError:  # a Content-Length that is not a number
-            raw.release()
-            return b"", RequestFailure(FailureCategory.BAD_BODY, "bad Content-Length")
+        if raw._sock is None and len(raw._body_buffer) <= cap:
+            # The whole answer came with its headers (the connection is back in the pool), its body
+            # framed by the parser: nothing was cut short. The common small body, read as it is.
+            body = raw.read()
+        else:
+            body, problem = _read_rest(raw, cap)
+            if problem is not None:
+                return body, problem
         decoded = _decoded(body, response.headers, cap)
         if decoded is None:
             return body, RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
@@ -459,6 +454,31 @@ def _parse_failure(exc: HTTPParseError) -> RequestFailure:
     return RequestFailure(FailureCategory.BAD_BODY, f"malformed HTTP body ({type(exc).__name__})")
 
 
+def _read_rest(raw: Any, cap: int) -> tuple[bytes, RequestFailure | None]:
+    """A body still arriving (or larger than the cap): read within the cap and checked against its
+    Content-Length; what was read and why it is not a body (cut short, too large, the deadline)."""
+    try:
+        declared = raw.content_length
+        if declared is not None and declared > cap:
+            raw.release()  # unfinished: the connection is closed, not reused
+            return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+        body = raw.read() if declared is not None else _read_capped(raw, cap)
+        if body is None:
+            return b"", RequestFailure(FailureCategory.BAD_BODY, _too_large(cap))
+        if declared is not None and len(body) != declared:
+            return body, RequestFailure(FailureCategory.BAD_BODY, TRUNCATED)
+    except TimeoutError as exc:
+        return b"", RequestFailure(FailureCategory.TIMEOUT, type(exc).__name__)
+    except HTTPParseError as exc:
+        return b"", _parse_failure(exc)
+    except OSError as exc:  # the connection broke while the body was read
+        return b"", RequestFailure(FailureCategory.CONNECTION_ERROR, type(exc).__name__)
+    except ValueError:  # a Content-Length that is not a number
+        raw.release()
+        return b"", RequestFailure(FailureCategory.BAD_BODY, "bad Content-Length")
+    return body, None
+
+
 def _read_capped(raw: Any, cap: int) -> bytes | None:
     """A body of unknown length (chunked, or up to the close), read a block at a time; None beyond `cap`
     (the connection is then closed)."""
@@ -502,7 +522,10 @@ def _next_piece(raw: Any) -> bytes:
 def _decoded(body: bytes, headers: Any, cap: int) -> bytes | RequestFailure | None:
     """The body without its Content-Encoding (Locust asks for gzip, deflate and br), at most `cap` bytes
     decoded (None beyond: a small compressed body may inflate to any size)."""
-    coding = headers.get("content-encoding") if headers else None
+    # `in` first: Headers.get finds a missing field through a KeyError, and most bodies are not encoded
+    if headers is None or "content-encoding" not in headers:
+        return body
+    coding = headers.get("content-encoding")
     if not coding:
         return body
     if isinstance(coding, list):

@@ -109,6 +109,20 @@ def test_a_body_shorter_than_its_content_length_is_truncated(
         assert client.send() is True  # a fresh connection, not the cut one
 
 
+def test_a_bodiless_answer_that_declares_a_length_is_not_truncated(
+    env: Environment, fired: list[dict[str, Any]]
+) -> None:
+    # A 304 carries the resource's Content-Length but never a body (RFC 9110 8.6): the parser frames
+    # it as complete, and a success listed in `success.status` must not be read as cut short.
+    def handler(sock: socket.socket, _request: bytes) -> None:
+        sock.sendall(head("304 Not Modified", Content_Length="1234"))
+
+    with raw_server(handler) as url:
+        client = user_client(env, url, {**JSON_CAP, "success": {"status": [304], "body": "any"}})
+        assert client.send() is True
+    assert fired[0]["exception"] is None and fired[0]["context"] == {STATUS: 304}
+
+
 def test_a_chunked_body_cut_before_its_last_chunk_is_truncated(
     env: Environment, fired: list[dict[str, Any]]
 ) -> None:
