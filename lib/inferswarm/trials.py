@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from inferswarm import derived
+from inferswarm.histograms import merge, percentile
 from inferswarm.slo import Gate, parse_gate
 
 Window = Mapping[str, tuple[int, int, Mapping[int, int]]]
@@ -38,28 +39,6 @@ def unsupported(gates: Iterable[str]) -> list[str]:
     return out
 
 
-def percentile(histogram: Mapping[int, int], q: float) -> float | None:
-    """Locust's rule (as the report's): the smallest bucket with at most (1 - q) of requests above it."""
-    total = sum(histogram.values())
-    if total == 0:
-        return None
-    keep = int(total * q)
-    processed = 0
-    for ms in sorted(histogram, reverse=True):
-        processed += histogram[ms]
-        if total - processed <= keep:
-            return float(ms)
-    return float(min(histogram))
-
-
-def _merge(histograms: Iterable[Mapping[int, int]]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for histogram in histograms:
-        for ms, count in histogram.items():
-            merged[ms] = merged.get(ms, 0) + count
-    return merged
-
-
 def scope_metrics(
     requests: int, failures: int, latency: Mapping[int, int], seconds: float
 ) -> dict[str, float | None]:
@@ -72,7 +51,7 @@ def scope_metrics(
         "avg_ms": sum(ms * n for ms, n in latency.items()) / total if total else None,
     }
     for name, q in LATENCY_LEVELS.items():
-        metrics[name] = percentile(latency, q)
+        metrics[name] = percentile(latency.items(), q)
     return metrics
 
 
@@ -88,7 +67,7 @@ def window_metrics(
         scopes[name] = scope_metrics(requests, failures, latency, seconds)
     requests = sum(window.get(name, (0, 0, {}))[0] for name in capabilities)
     failures = sum(window.get(name, (0, 0, {}))[1] for name in capabilities)
-    latency = _merge(window.get(derived.entry_name(n, latency_entry), (0, 0, {}))[2] for n in capabilities)
+    latency = merge(window.get(derived.entry_name(n, latency_entry), (0, 0, {}))[2] for n in capabilities)
     scopes["total"] = scope_metrics(requests, failures, latency, seconds)
     return scopes
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from inferswarm.slo import parse_gate
-from inferswarm.trials import judge, percentile, unsupported, window_metrics
+from inferswarm.trials import judge, unsupported, window_metrics
 
 WINDOW = {
     "a": (40, 4, {10: 30, 20: 6, 900: 4}),
@@ -27,13 +27,6 @@ def test_window_metrics_per_capability_and_total() -> None:
     assert scopes["total"]["p90_ms"] == 100 and scopes["total"]["avg_ms"] == pytest.approx(
         (300 + 120 + 1000) / 46
     )
-
-
-def test_percentile_is_locusts_rule() -> None:
-    assert percentile({10: 98, 500: 2}, 0.99) == 500
-    assert percentile({10: 99, 500: 1}, 0.99) == 500  # the slowest 1 % starts at it
-    assert percentile({10: 99, 500: 1}, 0.98) == 10
-    assert percentile({}, 0.5) is None
 
 
 def test_judge_fails_on_any_gate_and_on_missing_data() -> None:

@@ -37,6 +37,11 @@ class Stage:
         return self.start_s + self.duration_s
 
 
+def format_level(level: float) -> str:
+    """A step's load level for people: `12` for a whole number, else to 4 decimals at most (`2.5`)."""
+    return str(int(level)) if float(level).is_integer() else str(round(level, 4))
+
+
 def stage_at(stages: Sequence[Stage], run_time_s: float) -> int | None:
     """Index of the stage running at `run_time_s`, or None once the last stage is over."""
     for index, stage in enumerate(stages):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from inferswarm.load.arrivals import ArrivalSpec
-from inferswarm.load.base import RATE_AXIS, USERS_AXIS, LoadContext, Stage, StepAxis
+from inferswarm.load.base import RATE_AXIS, USERS_AXIS, LoadContext, Stage, StepAxis, format_level
 from inferswarm.load.rate import MAX_RPS, OpenLoop
 from inferswarm.load.registry import register_load
 from inferswarm.strict import MAX_RUN_S, MAX_SPAWN_RATE
@@ -41,6 +41,15 @@ def bracket(trials: Sequence[Trial]) -> tuple[float | None, float | None]:
     best = max(passed) if passed else None
     failed = [t.level for t in trials if not t.passed and (best is None or t.level > best)]
     return best, (min(failed) if failed else None)
+
+
+def bracket_text(low: float | None, high: float | None, unit: str) -> str:
+    """The capacity a search found, as a bracket, in words (the run's log line and the report)."""
+    if low is None:
+        return f"below {format_level(high)} {unit}: no trial met every SLO" if high is not None else "unknown"
+    if high is None:
+        return f"at least {format_level(low)} {unit} (the highest level tried passed)"
+    return f"between {format_level(low)} {unit} (passed) and {format_level(high)} (failed)"
 
 
 @register_load
@@ -129,8 +138,12 @@ class SearchLoad(OpenLoop):
             for text in unsupported(context.gates)
         ]
 
+    @property
+    def unit(self) -> str:
+        return RATE_AXIS.label if self.over == "rps" else USERS_AXIS.label
+
     def describe(self, context: LoadContext) -> str:
-        unit = "requests/s offered" if self.over == "rps" else "users"
+        unit = self.unit
         how = f", {self.arrival} arrivals, seed {self.seed}, at most {self.max_concurrency} in flight"
         return (
             f"load: search for the highest {unit} meeting the SLO gates between {self.low:g} and "

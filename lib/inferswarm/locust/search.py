@@ -14,6 +14,7 @@ from typing import Any
 
 from inferswarm import derived
 from inferswarm.load import LoadContext, SearchLoad, Stage, Trial, bracket
+from inferswarm.load.search import bracket_text
 from inferswarm.locust.listeners.step_stats import StepStats
 from inferswarm.slo import parse_gate
 from inferswarm.trials import Verdict, judge, window_metrics
@@ -55,9 +56,8 @@ class SearchDriver:
             self.done = True
             self.save(self.summary())
             low, high = bracket(self.trials)
-            log.warning(
-                "search: done after %d trials: capacity %s", len(self.trials), _bracket_text(low, high)
-            )
+            capacity = bracket_text(low, high, self.load.unit)
+            log.warning("search: done after %d trials: capacity %s", len(self.trials), capacity)
             return None
         self._level = level
         return self.load.trial_stage(index, start_s, level)
@@ -81,7 +81,7 @@ class SearchDriver:
                 "why": list(verdict.reasons),
             }
         )
-        unit = "rps" if self.load.over == "rps" else "users"
+        unit = "rps" if self.load.over == "rps" else "users"  # short: one line per trial
         outcome = "pass" if verdict.passed else "fail (" + "; ".join(verdict.reasons) + ")"
         log.warning("search: trial %d at %g %s: %s", len(self.trials), self._level, unit, outcome)
         self.save(self.summary())
@@ -97,11 +97,3 @@ class SearchDriver:
             "lowest_failing": high,
             "done": self.done,
         }
-
-
-def _bracket_text(low: float | None, high: float | None) -> str:
-    if low is None:
-        return f"below the first level ({high:g})" if high is not None else "unknown"
-    if high is None:
-        return f"at least {low:g} (the highest level tried passed)"
-    return f"between {low:g} (passed) and {high:g} (failed)"

@@ -96,7 +96,8 @@ class RecordingShape(LoadTestShape):
     abstract = True
     stages: ClassVar[tuple[Stage, ...]] = ()
     ends_when_users_stop: ClassVar[bool] = False
-    longest_s: ClassVar[float] = 0.0
+    longest_s: ClassVar[float | None] = None
+    """How long a plan made as the run goes may last; None: the stages' end."""
 
     def __init__(self) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -189,7 +190,9 @@ class RecordingShape(LoadTestShape):
     @property
     def planned_duration_s(self) -> float:
         """How long the plan lasts (for a plan made as the run goes, the longest it may last)."""
-        return self.longest_s
+        if self.longest_s is not None:
+            return self.longest_s
+        return self.stages[-1].end_s if self.stages else 0.0
 
 
 def shape_class_for(load: LoadKind, context: LoadContext) -> type[RecordingShape]:

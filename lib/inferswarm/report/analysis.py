@@ -17,7 +17,7 @@ is its value in that column of the stages CSV (users for every built-in kind).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from pydantic import BaseModel, JsonValue, ValidationError
 
 from inferswarm.config import GoodputConfig, ReportConfig, SaturationRule
 from inferswarm.derived import OK, is_derived, split_entry
+from inferswarm.histograms import percentile as percentile
 from inferswarm.load import USERS_AXIS, StepAxis, step_axis_of
 from inferswarm.load.arrivals import LATE_MS
 from inferswarm.report.load import JsonObject, RunData, object_of
@@ -84,21 +85,6 @@ MIN_STEP_WINDOW_S = 2.0
 UNREACHABLE_SHARE = 0.95
 """At least this share of requests failing with connection errors: the target was unreachable."""
 CONNECTION_ERROR = "connection_error"
-
-
-def percentile(histogram: Iterable[tuple[float, int]], q: float) -> float | None:
-    """Locust's rule: walk from the slowest bucket down until fewer than (1 - q) of requests remain."""
-    buckets = sorted(((float(ms), int(n)) for ms, n in histogram if n > 0), reverse=True)
-    total = sum(n for _, n in buckets)
-    if total == 0:
-        return None
-    keep = int(total * q)
-    processed = 0
-    for ms, n in buckets:
-        processed += n
-        if total - processed <= keep:
-            return ms
-    return buckets[-1][0]
 
 
 def _clean(value: Any) -> Any:

@@ -17,7 +17,8 @@ from typing import Any, cast
 import pandas as pd
 
 from inferswarm.derived import CLOUD_MS, CONFIDENCE_PCT, EDGE_MS, SOURCE_PREFIX, split_entry
-from inferswarm.report.analysis import failure_category, percentile
+from inferswarm.histograms import percentile
+from inferswarm.report.analysis import failure_category
 from inferswarm.report.load import RunData, object_of
 from inferswarm.report.results import (
     Distribution,
@@ -65,7 +66,7 @@ def _row_distribution(row: Mapping[str, Any]) -> Distribution:
 
 
 def _histogram_distribution(buckets: Sequence[tuple[float, int]]) -> Distribution | None:
-    """avg and percentiles of a histogram, with Locust's percentile rule (`analysis.percentile`)."""
+    """avg and percentiles of a histogram, with Locust's percentile rule (`histograms.percentile`)."""
     total = sum(n for _, n in buckets)
     if not total:
         return None

@@ -568,7 +568,7 @@ def search_trials(results: Results) -> go.Figure | None:
     search = results.search
     if search is None or not search.trials:
         return None
-    unit = "requests/s offered" if search.over == "rps" else "users"
+    unit = search.unit
     fig = go.Figure()
     for passed, name, colour, symbol in (
         (True, "passed", "#2ca02c", "circle"),

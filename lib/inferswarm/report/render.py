@@ -12,6 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from inferswarm.load.search import bracket_text
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
 from inferswarm.report.load import RunData, load_run
@@ -312,13 +313,7 @@ def edge_markdown(edge: EdgeSection, unit: str) -> list[str]:
 
 def capacity_text(search: SearchSection) -> str:
     """The capacity a search found, as a bracket, in words."""
-    unit = "requests/s offered" if search.over == "rps" else "users"
-    low, high = search.highest_passing, search.lowest_failing
-    if low is None:
-        return f"below {format_level(high)} {unit}: no trial met every SLO" if high is not None else "unknown"
-    if high is None:
-        return f"at least {format_level(low)} {unit} (the highest level tried passed)"
-    return f"between {format_level(low)} {unit} (passed) and {format_level(high)} (failed)"
+    return bracket_text(search.highest_passing, search.lowest_failing, search.unit)
 
 
 def search_markdown(search: SearchSection) -> list[str]:
@@ -339,8 +334,7 @@ def search_markdown(search: SearchSection) -> list[str]:
         ]
         for index, t in enumerate(search.trials)
     ]
-    level = "requests/s offered" if search.over == "rps" else "users"
-    lines += _table(["trial", level, "verdict", "requests", "why"], rows)
+    lines += _table(["trial", search.unit, "verdict", "requests", "why"], rows)
     return lines
 
 

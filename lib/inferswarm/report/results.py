@@ -33,6 +33,9 @@ from pydantic import (
     model_validator,
 )
 
+from inferswarm.load.base import RATE_AXIS, USERS_AXIS
+from inferswarm.load.base import format_level as format_level  # levels are printed alike everywhere
+
 SCHEMA_VERSION: Literal[1] = 1
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -53,11 +56,6 @@ def _as_is(value: float) -> Any:
 Number = Annotated[
     float, PlainValidator(_number, json_schema_input_type=float), PlainSerializer(_as_is, return_type=Any)
 ]
-
-
-def format_level(level: float) -> str:
-    """A step's load level for people: `12` for a whole number, else to 4 decimals at most (`2.5`)."""
-    return str(int(level)) if float(level).is_integer() else str(round(level, 4))
 
 
 def _not_required(*names: str) -> Callable[[dict[str, Any]], None]:
@@ -351,6 +349,11 @@ class SearchSection(_Model):
     """...and below this (null: the highest level tried passed)."""
     done: bool
     """False when the run ended before the search did (stopped, or `max_trials` reached is still done)."""
+
+    @property
+    def unit(self) -> str:
+        """What its levels count, as the axis names it."""
+        return RATE_AXIS.label if self.over == "rps" else USERS_AXIS.label
 
 
 class SloVerdicts(_Model):

@@ -7,7 +7,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from inferswarm.config import RampLoad, StagesLoad, StageSpec
-from inferswarm.load import CycleLoad, LoadContext, Stage
+from inferswarm.load import CycleLoad, LoadContext, SearchLoad, Stage
 from inferswarm.locust.shape import RecordingShape, StageRecorder, shape_class_for
 
 CONTEXT = LoadContext(capabilities=("a",), longest_timeout_s=10.0)
@@ -213,3 +213,14 @@ def test_a_stopped_test_interrupts_its_stage_and_starts_again_at_the_first(tmp_p
     shape.recorder.finish()
     rows = read_rows(tmp_path / "stages.csv")
     assert [(r["stage"], r["completed"]) for r in rows] == [("0", "false"), ("0", "false")]
+
+
+def test_planned_duration_is_the_longest_a_plan_made_as_it_goes_may_last() -> None:
+    search = SearchLoad(shape="search", low=1, high=8, trial_s=5, max_trials=4)
+    assert shape_class_for(search, CONTEXT)().planned_duration_s == 20  # only the first trial is planned
+
+    class HandMade(RecordingShape):  # a shape written without a load kind: its stages' end
+        abstract = False
+        stages = (Stage("a", 0.0, 3.0, 1, 1.0), Stage("b", 3.0, 4.5, 2, 1.0))
+
+    assert HandMade().planned_duration_s == 7.5
