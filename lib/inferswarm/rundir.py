@@ -118,6 +118,61 @@ REQUEST_COLUMN_TYPES: dict[str, str] = {
 }
 REQUEST_COLUMNS = list(REQUEST_COLUMN_TYPES)
 
+# An orchestrator-matrix run (`inferswarm orchestrators`): its run.json has `"kind": "orchestrators"`.
+ORCH_KIND = "orchestrators"
+# What discovery found: the endpoint used, every orchestrator with its pipelines, models (warm, capacity)
+# and hardware, the notices (unknown capabilities skipped), the filters and the planned cells.
+ORCH_DISCOVERY = "orchestrators.json"
+# One leaderboard AI stat per line, exactly the bytes posted (and signed), in the order they were made.
+ORCH_STATS_JSONL = "orchestrator_stats.jsonl"
+# The same stats as a table, with what the leaderboard never sees: the service URI, the jobs behind the
+# stat, whose round trips the mean is of, and how the post went.
+ORCH_STAT_COLUMNS = [
+    "region",
+    "orchestrator",
+    "service_uri",
+    "pipeline",
+    "model",
+    "model_is_warm",
+    "jobs",
+    "successes",
+    "success_rate",
+    # mean round trip in seconds: of the successful jobs, or of all jobs when none succeeded (`rtt_of`)
+    "round_trip_time",
+    "rtt_of",
+    # the stat's `errors` as JSON: [{"error_code", "message", "count"}]
+    "errors",
+    "timestamp",
+    # posted | dry_run | failed (refused or retries spent) | not_posted (the run stopped first)
+    "post_status",
+    "post_http_status",
+    "post_attempts",
+    "post_error",
+]
+ORCH_STATS_CSV = "orchestrator_stats.csv"
+# One row per test job, as it ended.
+ORCH_JOB_COLUMNS = [
+    "orchestrator",
+    "service_uri",
+    "pipeline",
+    "model",
+    "job",
+    "start_epoch_s",
+    # from the send to the end of the body read
+    "round_trip_s",
+    # 0: no HTTP answer
+    "status",
+    "ok",
+    # the failure category ("" for a success), as in load runs
+    "category",
+    # the leaderboard's error_code: the HTTP status, or the category in capitals without an answer
+    "error_code",
+    # the failure's message (secrets masked), "" for a success
+    "message",
+    "bytes_received",
+]
+ORCH_JOBS_CSV = "orchestrator_jobs.csv"
+
 
 @dataclass(frozen=True)
 class RunFiles:
