@@ -172,6 +172,29 @@ ORCH_JOB_COLUMNS = [
     "bytes_received",
 ]
 ORCH_JOBS_CSV = "orchestrator_jobs.csv"
+# With a `load:` step: one row per orchestrator loaded through the pinned gateway (a whole `inferswarm
+# run` each, its run directory under ORCH_LOAD_DIR); the figures are its results.json's totals.
+ORCH_LOAD_DIR = "load"
+ORCH_LOAD_COLUMNS = [
+    "orchestrator",
+    "service_uri",
+    "capabilities",
+    "users",
+    "duration_s",
+    # complete | stopped | failed | skipped (no cell of the orchestrator answered a test job)
+    "status",
+    "requests",
+    "failures",
+    "failure_ratio",
+    "rps",
+    "success_rps",
+    # latency of successful requests
+    "p50_ms",
+    "p95_ms",
+    "run_dir",
+    "note",
+]
+ORCH_LOAD_CSV = "orchestrator_load.csv"
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ def test_interpolation_follows_compose() -> None:
 
 
 def test_services_and_ports() -> None:
-    s = services()
-    assert set(s) == {"target", "agent", "master", "worker"}
+    s = {name: service for name, service in services().items() if "profiles" not in service}
+    assert set(s) == {"target", "agent", "master", "worker"}  # what a plain `docker compose up` starts
     assert s["target"]["ports"] == ["8000:8000"] and s["master"]["ports"] == ["8089:8089"]
     assert "ports" not in s["worker"]  # scalable: workers publish nothing
     assert all(service["image"] == "inferswarm:latest" and service["init"] for service in s.values())
@@ -76,3 +76,20 @@ def test_dockerfile_copies_what_the_services_read() -> None:
         for volume in service["volumes"]:
             host, container = volume.split(":")[:2]
             assert container.startswith("/app/") and (host == "./results" or (REPO / host).is_dir())
+
+
+def test_the_job_tester_runs_the_orchestrator_matrix_on_the_crontab_schedule() -> None:
+    from inferswarm.orchestrators.config import load_orchestrators_config
+    from inferswarm.orchestrators.schedule import cron_problem
+
+    raw = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["job-tester"]
+    assert raw["profiles"] == ["job-tester"]  # started only on request
+    tester = services({"CRONTAB_SCHEDULE": "*/15 * * * *"})["job-tester"]
+    args = parse(tester)
+    assert args.command == "orchestrators" and args.every == "*/15 * * * *" and args.out == "results"
+    assert cron_problem(parse(services()["job-tester"]).every) is None  # the default schedule: hourly
+    assert args.webhook_host == "0.0.0.0"  # the gateway reaches the webhook from its own container
+    config = load_orchestrators_config(REPO / args.config)
+    assert tester["ports"] == [f"{config.webhook.port}:{config.webhook.port}"]
+    assert set(tester["environment"]) >= {config.leaderboard.secret_env, str(config.gateway.token_env)}
+    assert tester["stop_grace_period"] == "150s" and config.gateway.request_timeout_s < 150

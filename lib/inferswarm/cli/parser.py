@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from inferswarm.cli.compare import cmd_compare
+from inferswarm.cli.orchestrators import add_orchestrators_parser
 from inferswarm.cli.report import cmd_report
 from inferswarm.cli.run import DETECTOR_MODES, SEED_OPTIONS, cmd_demo, cmd_run
 from inferswarm.cli.servers import cmd_agent, cmd_serve
@@ -191,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     agent.set_defaults(func=cmd_agent)
+
+    add_orchestrators_parser(sub)
 
     validate = sub.add_parser("validate", help="check a run config and print what it would do")
     validate.add_argument("config")
