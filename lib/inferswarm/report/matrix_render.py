@@ -8,6 +8,7 @@ scale) and "n=1" when a single job stands behind it.
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -26,9 +27,9 @@ from inferswarm.report.render import STYLE, _markdown_tables_to_html, _table
 from inferswarm.report.significance import ALPHA
 
 COLD = "❄"
-DOWN = "⛔ down"
+DOWN = "<b>DOWN</b>"  # a plain word: emoji such as ⛔ are missing from common fonts
 LEGEND = (
-    f"{COLD} = cold model (not warm at discovery); {DOWN} = every job failed without reaching the "
+    f"{COLD} = cold model (not warm at discovery); DOWN = every job failed without reaching the "
     "orchestrator (the gateway had no orchestrator to send it to, or no connection/timeout); grey = no data"
 )
 POST_STATUSES = ("posted", "dry_run", "failed", "not_posted")
@@ -189,7 +190,7 @@ def success_heatmap(matrix: Matrix) -> HeatMap:
     return _heatmap(
         matrix,
         lambda c: c.success_rate,
-        lambda c: "not run" if c.success_rate is None else f"{c.successes}/{c.jobs}",
+        lambda c: "not run" if c.success_rate is None else f"{c.success_rate:.0%}<br>{c.successes}/{c.jobs}",
     )
 
 
@@ -223,8 +224,8 @@ def _figure(heat: HeatMap, title: str, colours: str, bar: str, zmax: float | Non
         title={"text": f"{title}<br><sup>{LEGEND}</sup>"},
         height=max(360, 160 + 40 * len(heat.rows)),
         plot_bgcolor="#ddd",
-        yaxis={"autorange": "reversed", "type": "category"},
-        xaxis={"type": "category", "side": "bottom"},
+        yaxis={"autorange": "reversed", "type": "category", "showgrid": False},
+        xaxis={"type": "category", "side": "bottom", "showgrid": False},
         margin={"l": 180},
     )
     return fig
@@ -326,9 +327,23 @@ def comparison_lines(comparison: MatrixComparison) -> list[str]:
     return lines
 
 
+def alert_lines(matrix: Matrix, orchs: list[OrchestratorRow], posts: dict[str, int]) -> list[str]:
+    """What must not be missed: stats the leaderboard did not get, orchestrators that are down."""
+    alerts = []
+    line = post_line(posts, matrix.dry_run)
+    if line.startswith("**"):
+        alerts.append(line)
+    down = [o.address for o in orchs if o.status == "down"]
+    if down:
+        alerts.append(f"**Down (not answering): {', '.join(down)}.**")
+    if matrix.status != "complete":
+        alerts.append(f"**The run did not complete (status {matrix.status}): the matrix may be partial.**")
+    return alerts
+
+
 def summary_head(matrix: Matrix, orchs: list[OrchestratorRow], posts: dict[str, int]) -> list[str]:
     jobs, ok = sum(o.jobs for o in orchs), sum(o.successes for o in orchs)
-    down = [o.address for o in orchs if o.status == "down"]
+    down = sum(o.status == "down" for o in orchs)
     lines = [f"# {matrix.name or 'run'}: orchestrator matrix", ""]
     lines.append(
         f"Started {matrix.started_at or '?'}, status **{matrix.status}**, region {matrix.region or '?'}, "
@@ -337,13 +352,10 @@ def summary_head(matrix: Matrix, orchs: list[OrchestratorRow], posts: dict[str, 
     lines += [
         "",
         f"{len(orchs)} orchestrator(s), {len(matrix.cells)} cell(s), {jobs} job(s), {ok} successful "
-        f"({_pct(ok / jobs if jobs else None)}); {len(down)} down.",
-        "",
-        post_line(posts, matrix.dry_run),
+        f"({_pct(ok / jobs if jobs else None)}); {down} down.",
     ]
-    if down:
-        lines += ["", f"**Down (not answering):** {', '.join(down)}."]
-    return lines
+    line = post_line(posts, matrix.dry_run)
+    return lines if line.startswith("**") else [*lines, "", line]
 
 
 def summary_body(
@@ -383,6 +395,7 @@ def summary_body(
         "",
     ]
     header = ["pipeline", "models", "orchestrators", "jobs", "success rate", "RTT p50 s", "RTT max s"]
+    header.append("orchestrators with an RTT")
     lines += _table(
         header,
         [
@@ -394,6 +407,7 @@ def summary_body(
                 _pct(p.success_rate),
                 _s(p.rtt_p50_s),
                 _s(p.rtt_max_s),
+                str(p.timed_orchestrators),
             ]
             for p in pipes
         ],
@@ -427,13 +441,18 @@ def summary_body(
     return lines
 
 
-def matrix_html(head_md: str, figures: dict[str, go.Figure], body_md: str) -> str:
-    """Headline, heat maps, tables: one file, plotly.js embedded once, opens offline."""
+ALERT_STYLE = ".alert { background: #fdd; border: 2px solid #c00; padding: 0.5rem 1rem; font-weight: bold; }"
+
+
+def matrix_html(head_md: str, figures: dict[str, go.Figure], body_md: str, alerts: list[str]) -> str:
+    """Headline, alerts (stats not posted, orchestrators down) in a red box, heat maps, tables: one file,
+    plotly.js embedded once, opens offline."""
+    boxed = "".join(f"<p class='alert'>{html.escape(a.replace('**', ''))}</p>" for a in alerts)
     parts = [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figures.values())]
     return (
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<title>inferswarm orchestrator matrix</title>"
-        f"<style>{STYLE}</style></head><body>\n{_markdown_tables_to_html(head_md)}\n"
+        f"<style>{STYLE}{ALERT_STYLE}</style></head><body>\n{_markdown_tables_to_html(head_md)}\n{boxed}\n"
         + "\n".join(f"<div class='figure'>{p}</div>" for p in parts)
         + f"\n{_markdown_tables_to_html(body_md)}\n</body></html>\n"
     )

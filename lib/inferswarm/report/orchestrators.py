@@ -491,6 +491,7 @@ def write_matrix_report(run_dir: Path, png: bool = False) -> MatrixReport:
     orchs, pipes = mr.orchestrator_rows(matrix), mr.pipeline_rows(matrix)
     errors, posts = mr.error_rows(matrix), mr.post_counts(matrix)
     head = "\n".join(mr.summary_head(matrix, orchs, posts)) + "\n"
+    alerts = mr.alert_lines(matrix, orchs, posts)
     body = "\n".join(mr.summary_body(matrix, orchs, pipes, errors, posts, comparison, messages)) + "\n"
     figures = mr.matrix_figures(matrix)
     if png:
@@ -498,8 +499,8 @@ def write_matrix_report(run_dir: Path, png: bool = False) -> MatrixReport:
         if notice:
             messages.append(notice)
     paths = (run_dir / "report.html", run_dir / "summary.md", run_dir / "matrix.json")
-    write_atomic(paths[0], mr.matrix_html(head, figures, body))
-    write_atomic(paths[1], head + "\n" + body)
+    write_atomic(paths[0], mr.matrix_html(head, figures, body, alerts))
+    write_atomic(paths[1], head + "".join(f"\n{a}\n" for a in alerts) + "\n" + body)
     write_json_atomic(paths[2], mr.matrix_document(matrix, orchs, pipes, errors, posts, comparison))
     return MatrixReport(
         *paths,

@@ -309,6 +309,8 @@ def test_inferswarm_report_writes_the_matrix_report(
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     summary = (run_dir / "summary.md").read_text(encoding="utf-8")
     assert html.count("<script") >= 2 and "Success rate per cell" in html
+    assert "<p class='alert'>1 of 5 stat(s) NOT posted" in html
+    assert f"<p class='alert'>Down (not answering): {B}.</p>" in html
     assert "1 of 5 stat(s) NOT posted" in summary and f"Previous run: `{old}`" in summary
     assert "a threshold, not a significance test" in summary
     assert f"Orchestrators that stopped answering (a success before, none now): {C}" in summary
