@@ -10,6 +10,7 @@ Pure computation here; `matrix_render` draws the heat maps and writes the tables
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -41,7 +42,7 @@ ABS_FLOOR_S = 0.05
 """... and by more than this many seconds (a 20 ms job going to 30 ms is not news)."""
 MIN_TEST_JOBS = 5
 """Successful round trips each run needs in a cell before the rank test is used instead of the threshold."""
-_EXACT_MAX_PAIRS = 10_000
+_EXACT_MAX_PAIRS = 2_500
 
 Status = Literal["ok", "failing", "down", "untested"]
 
@@ -151,7 +152,8 @@ def _rows(path: Path, required: list[str]) -> Iterable[tuple[int, dict[str, str]
         raise _fail(path, "missing") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(path, f"unreadable ({exc})") from None
-    reader = csv.reader(text.splitlines())
+    # newline='': a quoted message may span lines
+    reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     missing = [c for c in required if header is None or c not in header]
     if header is None or missing:
@@ -329,15 +331,18 @@ def mann_whitney(a: list[float], b: list[float]) -> float:
     u = float(ranks[:m].sum() - m * (m + 1) / 2)
     ties = counts[counts > 1]
     if not ties.size and m * n <= _EXACT_MAX_PAIRS:
-        # counts of each U under H0: f(i, j) = f(i-1, j) shifted by j + f(i, j-1)
-        table = [[np.ones(1)] * (n + 1)] + [[np.ones(1)] + [np.zeros(0)] * n for _ in range(m)]
+        # ways to reach each U under H0: f(i, j) = f(i-1, j) shifted by j (the largest value is one of
+        # a's, above all j of b's) + f(i, j-1); one row of i at a time
+        row = [np.ones(1) for _ in range(n + 1)]
         for i in range(1, m + 1):
+            new = [np.ones(1)]
             for j in range(1, n + 1):
                 dist = np.zeros(i * j + 1)
-                dist[j:] += table[i - 1][j]
-                dist[: i * (j - 1) + 1] += table[i][j - 1]
-                table[i][j] = dist
-        pmf = table[m][n] / table[m][n].sum()
+                dist[j:] += row[j]
+                dist[: i * (j - 1) + 1] += new[j - 1]
+                new.append(dist)
+            row = new
+        pmf = row[n] / row[n].sum()
         k = round(u)
         return float(min(1.0, 2 * min(pmf[: k + 1].sum(), pmf[k:].sum())))
     total = m + n

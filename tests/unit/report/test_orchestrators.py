@@ -328,3 +328,12 @@ def test_a_dry_run_says_loudly_that_nothing_was_posted(tmp_path: Path) -> None:
     assert "**DRY RUN: no stat was posted to the leaderboard**" in report.summary_md.read_text(
         encoding="utf-8"
     )
+
+
+def test_a_failure_message_spanning_lines_reads_as_one_field(tmp_path: Path) -> None:
+    body = 'HTTP 500: {"error":\n  "out of memory"}'
+    run_dir = write_run(tmp_path, "run", [Spec(A, T2I, SDXL, ok_s=(1.0,), failures=(("500", body, 0.2),))])
+    matrix = load_matrix(run_dir)
+    assert [(e.message, e.count) for e in matrix.cells[0].errors] == [(body, 1)]
+    assert matrix.cells[0].round_trips_s == (1.0,)
+    assert mr.error_rows(matrix)[0].message == body
