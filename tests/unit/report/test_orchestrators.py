@@ -337,3 +337,12 @@ def test_a_failure_message_spanning_lines_reads_as_one_field(tmp_path: Path) -> 
     assert [(e.message, e.count) for e in matrix.cells[0].errors] == [(body, 1)]
     assert matrix.cells[0].round_trips_s == (1.0,)
     assert mr.error_rows(matrix)[0].message == body
+
+
+def test_without_the_jobs_csv_the_matrix_reads_and_says_so(tmp_path: Path) -> None:
+    run_dir = write_run(tmp_path, "run", baseline_specs())
+    (run_dir / ORCH_JOBS_CSV).unlink()
+    matrix = load_matrix(run_dir)
+    assert len(matrix.cells) == 5 and not matrix.jobs_csv
+    assert all(c.round_trips_s == () for c in matrix.cells)
+    assert [n for n in matrix.notes if n.startswith(f"{ORCH_JOBS_CSV}: missing")]
