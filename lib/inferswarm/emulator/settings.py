@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inferswarm.config import ConfigError, RunConfig, read_yaml, validation_error
 from inferswarm.config.errors import looks_like_other_kind
+from inferswarm.protocols.livepeer import PIPELINES
 from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
 
 MAX_MS = MAX_TIMEOUT_S * 1000.0
@@ -199,18 +200,6 @@ class EdgeSettings(StrictModel):
         return value
 
 
-PipelineUri = Literal[
-    "text-to-image",
-    "image-to-image",
-    "image-to-video",
-    "upscale",
-    "audio-to-text",
-    "segment-anything-2",
-    "image-to-text",
-    "text-to-speech",
-    "llm",
-]
-"""The batch pipelines a gateway routes (protocols.livepeer.PIPELINES' keys; a test keeps them equal)."""
 ModelId = Annotated[str, Field(min_length=1, max_length=300)]
 
 
@@ -239,7 +228,8 @@ class EmulatedOrchestrator(StrictModel):
     """Its Ethereum address (answered in lower case, as go-livepeer's hex encoding writes it)."""
     service_uri: str = Field(pattern=r"^https://[A-Za-z0-9.\[\]:-]+:[0-9]{1,5}/?$", max_length=300)
     """`https://host:port`, what the webhook names and discovery answers as orch_uri."""
-    pipelines: dict[PipelineUri, dict[ModelId, ModelOffer]] = Field(min_length=1, max_length=100)
+    pipelines: dict[str, dict[ModelId, ModelOffer]] = Field(min_length=1, max_length=100)
+    """Pipeline URI (a key of protocols.livepeer.PIPELINES) -> model id -> its offer."""
     failure: Failure = "none"
     """none; down (unreachable: jobs pinned to it find no orchestrator); slow (slow_ms per job);
     always_503 (every job refused "Service Unavailable Error"); wrong_model (its runner has another model
@@ -262,6 +252,8 @@ class EmulatedOrchestrator(StrictModel):
     @classmethod
     def _models(cls, value: dict[str, dict[str, ModelOffer]]) -> dict[str, dict[str, ModelOffer]]:
         for pipeline, models in value.items():
+            if pipeline not in PIPELINES:
+                raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
             if not models:
                 raise ValueError(f"{pipeline}: at least one model is required")
         return value
