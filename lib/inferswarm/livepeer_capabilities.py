@@ -1,8 +1,10 @@
-"""Livepeer capability ids, go-livepeer's display names and the gateway's pipeline URIs: one table.
+"""go-livepeer's AI capability table: id, display name, pipeline URI.
 
-Discovery reports capabilities by id (`/getNetworkCapabilities`) or by display name (the job-tester
-fork's `/getOrchestratorAICapabilities`); jobs are sent to pipeline URIs. Ids and names are go-livepeer's
-(`core/capabilities.go`); `uri` is None for capabilities that are not batch pipelines.
+One table for the gateway emulation (emulator.gateway) and the orchestrator tester, which both have to
+speak go-livepeer's numbering: discovery answers key capabilities by id (`"27"`), the legacy
+`/getOrchestratorAICapabilities` names them by display name ("Text to image"), jobs go to `POST /<uri>`.
+Ids and names are go-livepeer's (`core/capabilities.go`, `CapabilityNameLookup`). No web framework here:
+this module is imported by the tester too.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 class Capability:
     id: int
     name: str
+    """go-livepeer's display name (`CapabilityNameLookup`), as discovery answers carry it."""
     uri: str | None
+    """The batch pipeline's path without the slash (`POST /<uri>`); None for capabilities with none."""
 
 
 CAPABILITIES: tuple[Capability, ...] = (
@@ -26,23 +30,44 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(32, "Segment anything 2", "segment-anything-2"),
     Capability(33, "Llm", "llm"),
     Capability(34, "Image to text", "image-to-text"),
-    Capability(35, "Live video to video", None),
+    Capability(35, "Live video to video", None),  # a live (trickle) route, not a batch pipeline
     Capability(36, "Text to speech", "text-to-speech"),
-    Capability(37, "byoc", None),
+    Capability(37, "byoc", None),  # generic capabilities go through /process/request/, named by header
 )
-ALIASES = {"large language model": "llm"}
-"""Other display names in use (seed 002's config calls the LLM pipeline "Large language model")."""
+
+ALIASES: dict[str, int] = {"large language model": 33}
+"""Other names configs use for a capability (seed 002's tester config calls the LLM this)."""
+
+_BY_ID = {cap.id: cap for cap in CAPABILITIES}
+_BY_NAME = {cap.name.lower(): cap for cap in CAPABILITIES} | {
+    alias: _BY_ID[cap_id] for alias, cap_id in ALIASES.items()
+}
+_BY_URI = {cap.uri: cap for cap in CAPABILITIES if cap.uri is not None}
 
 
-def by_id(capability_id: int) -> Capability | None:
-    return next((c for c in CAPABILITIES if c.id == capability_id), None)
+def by_id(cap_id: int) -> Capability | None:
+    return _BY_ID.get(cap_id)
 
 
 def by_name(name: str) -> Capability | None:
-    lowered = name.strip().lower()
-    lowered = ALIASES.get(lowered, lowered)
-    return next((c for c in CAPABILITIES if lowered in (c.name.lower(), c.uri)), None)
+    """The capability of a display name, case-insensitively ("text to image", "LLM", an alias)."""
+    return _BY_NAME.get(name.strip().lower())
 
 
 def by_uri(uri: str) -> Capability | None:
-    return next((c for c in CAPABILITIES if c.uri == uri), None)
+    return _BY_URI.get(uri.strip("/"))
+
+
+def uri_of_id(cap_id: int) -> str | None:
+    cap = _BY_ID.get(cap_id)
+    return cap.uri if cap else None
+
+
+def id_of_uri(uri: str) -> int | None:
+    cap = by_uri(uri)
+    return cap.id if cap else None
+
+
+def names() -> dict[str, str]:
+    """`capabilities_names` of `/getNetworkCapabilities`: id as a string -> display name."""
+    return {str(cap.id): cap.name for cap in CAPABILITIES}

@@ -175,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--config", help="target settings (YAML): slots, queue, service times")
     serve.add_argument(
+        "--orch-webhook-url",
+        metavar="URL",
+        help="the emulated gateway's orchestrator webhook (like go-livepeer's -orchWebhookUrl); "
+        "sets gateway.webhook_url, so the settings need a gateway section",
+    )
+    serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     serve.set_defaults(func=cmd_serve)

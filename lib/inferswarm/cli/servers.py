@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 
+from pydantic import ValidationError
+
 from inferswarm.cli.common import error
 from inferswarm.config import INTERVAL_MAX_S, INTERVAL_MIN_S, ConfigError
 
@@ -16,6 +18,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         settings = load_target_settings(args.config)
     except ConfigError as exc:
         return error(exc.one_line())
+    if args.orch_webhook_url is not None:
+        if settings.gateway is None:
+            return error("--orch-webhook-url: the target settings have no gateway section to route with")
+        try:
+            gateway = settings.gateway.model_validate(
+                settings.gateway.model_dump() | {"webhook_url": args.orch_webhook_url}
+            )
+        except ValidationError:
+            return error(f"--orch-webhook-url {args.orch_webhook_url[:200]!r}: must be an http(s) URL")
+        settings = settings.model_copy(update={"gateway": gateway})
     import uvicorn
 
     from inferswarm.emulator.app import create_app

@@ -4,7 +4,10 @@ Routes: GET /health, GET /stats; every Livepeer AI gateway pipeline (emulator.pi
 gateway's async mode for image-to-video; `/llm` and the OpenAI-compatible `/v1/chat/completions` and
 `/v1/completions`, streamed or not (emulator.llm); BYOC `/process/request/<route>` (emulator.byoc);
 echo capabilities `/prompt-enhance` and `/gpu-check` (emulator.echo); with an `edge:` section in the
-settings, a Groundlight edge endpoint (emulator.edge, which answers in FastAPI's `{"detail": ...}`).
+settings, a Groundlight edge endpoint (emulator.edge, which answers in FastAPI's `{"detail": ...}`);
+with a `gateway:` section, go-livepeer's discovery endpoints and every pipeline job routed to an emulated
+orchestrator first (emulator.gateway); with a `leaderboard:` section, the Livepeer leaderboard's stats API
+(emulator.leaderboard, which answers `{"error": "<text>"}`).
 Errors use the Livepeer gateway's shape, `{"error": {"message": ...}}` (the OpenAI-compatible routes
 add OpenAI's `type`, `param` and `code`): 400 for bad input (the message says what), 413 for oversized
 bodies (JSON bodies are capped at `http.MAX_JSON_BODY_BYTES`, uploads at `max_body_bytes`), 415 for a
@@ -28,6 +31,7 @@ from starlette.requests import ClientDisconnect
 from inferswarm.emulator.byoc import register_byoc
 from inferswarm.emulator.echo import echo_prompt_enhance, gpu_check
 from inferswarm.emulator.edge import EdgeState, register_edge
+from inferswarm.emulator.gateway import Gateway, register_gateway
 from inferswarm.emulator.gpu import CapacityExceeded
 from inferswarm.emulator.http import (
     ApiError,
@@ -38,6 +42,7 @@ from inferswarm.emulator.http import (
     read_body,
     require_content_type,
 )
+from inferswarm.emulator.leaderboard import Leaderboard, register_leaderboard
 from inferswarm.emulator.llm import register_llm
 from inferswarm.emulator.pipelines import register_pipelines
 from inferswarm.emulator.settings import TargetSettings
@@ -95,6 +100,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
         return {"status": "OK", "slots": state.gpu.slots, "in_system": state.gpu.in_system}
 
     edge = EdgeState(state.settings.edge, state.settings.seed) if state.settings.edge else None
+    gateway = Gateway(state.settings.gateway) if state.settings.gateway else None
+    leaderboard = Leaderboard(state.settings.leaderboard) if state.settings.leaderboard else None
 
     @app.get("/stats")
     async def stats() -> dict[str, Any]:
@@ -106,6 +113,10 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
         }
         if edge is not None:
             counters["edge"] = edge.snapshot()
+        if gateway is not None:
+            counters["gateway"] = gateway.snapshot()
+        if leaderboard is not None:
+            counters["leaderboard"] = leaderboard.snapshot()
         return counters
 
     @capability("/prompt-enhance")
@@ -120,9 +131,13 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
             require_content_type(request, "application/json")
         return await gpu_check(state, body)
 
-    register_pipelines(app, state, limit, capability)
-    register_llm(app, state, limit, capability)
+    register_pipelines(app, state, limit, capability, gateway)
+    register_llm(app, state, limit, capability, gateway)
     register_byoc(app, state, limit)
     if edge is not None:
         register_edge(app, edge)
+    if gateway is not None:
+        register_gateway(app, gateway)
+    if leaderboard is not None:
+        register_leaderboard(app, leaderboard)
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,18 @@ def wait_for_http(url: str, timeout_s: float, proc: subprocess.Popen[bytes] | No
 class ReferenceTarget:
     """The reference target as a child process on a free loopback port, for demos and tests."""
 
-    def __init__(self, settings_file: Path | None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        settings_file: Path | None,
+        port: int | None = None,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """`extra_args` go to `inferswarm serve` (e.g. `--orch-webhook-url URL`); `env` is added to this
+        process's environment for the child (e.g. the leaderboard's secret)."""
         self.settings_file = settings_file
+        self.extra_args = tuple(extra_args)
+        self.env = dict(env) if env is not None else None
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -58,8 +70,10 @@ class ReferenceTarget:
         ]
         if self.settings_file is not None:
             cmd += ["--config", str(self.settings_file)]
+        cmd += self.extra_args
+        env = None if self.env is None else {**os.environ, **self.env}
         # Its own session (a Ctrl+C meant for the run does not hit it), but it dies with its parent.
-        self.proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent())
+        self.proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=die_with_parent(), env=env)
         if not wait_for_http(f"{self.url}/health", 30, self.proc):
             self.stop()
             raise RuntimeError(f"reference target did not become healthy on {self.url}")

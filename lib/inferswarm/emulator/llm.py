@@ -23,6 +23,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from inferswarm.emulator.gateway import Gateway
 from inferswarm.emulator.http import (
     ApiError,
     Guard,
@@ -361,7 +362,12 @@ def check_request(dialect: Dialect, body: dict[str, Any]) -> None:
         check_openai(dialect, body)
 
 
-def register_llm(app: FastAPI, state: TargetState, limit: int, guarded: Guard[Any]) -> None:
+def register_llm(
+    app: FastAPI, state: TargetState, limit: int, guarded: Guard[Any], gateway: Gateway | None = None
+) -> None:
+    """The LLM routes. With a gateway, `/llm` (not the OpenAI-compatible routes, which no go-livepeer
+    gateway serves) is admitted by an emulated orchestrator first, which it holds to the stream's end."""
+
     async def serve(request: Request, dialect: Dialect, knobs_name: str) -> Any:
         try:
             require_content_type(request, "application/json")
@@ -378,14 +384,17 @@ def register_llm(app: FastAPI, state: TargetState, limit: int, guarded: Guard[An
             dialect, model, prompt_tokens(body), tokens_for(knobs, body.get("max_tokens"))
         )
         stack = AsyncExitStack()
-        if knobs.gpu:
-            await stack.enter_async_context(state.gpu.slot())  # 503 here, before any byte is sent
         try:
+            if gateway is not None and dialect == "livepeer":
+                await stack.enter_async_context(gateway.job("llm", model))
+            if knobs.gpu:
+                await stack.enter_async_context(state.gpu.slot())  # 503 here, before any byte is sent
             state.maybe_fail(
                 knobs_name
             )  # the time an LLM takes is ttft_ms and token_delay_ms, not service_time
-        except BaseException:
-            await stack.aclose()
+        except BaseException as exc:
+            # The exception goes to the contexts entered so far (the gateway records the job's outcome).
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         if not body.get("stream"):
             try:

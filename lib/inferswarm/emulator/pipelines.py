@@ -27,6 +27,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
+from inferswarm.emulator.gateway import Gateway, admit
 from inferswarm.emulator.gpu import CapacityExceeded
 from inferswarm.emulator.http import (
     ApiError,
@@ -258,18 +259,25 @@ def answer(
     raise AssertionError(name)
 
 
-def register_pipelines(app: FastAPI, state: TargetState, limit: int, guarded: Guard[Any]) -> None:
-    """Routes for every batch pipeline except llm (see emulator.llm)."""
+def register_pipelines(
+    app: FastAPI, state: TargetState, limit: int, guarded: Guard[Any], gateway: Gateway | None = None
+) -> None:
+    """Routes for every batch pipeline except llm (see emulator.llm). With a gateway, a checked request is
+    admitted by an emulated orchestrator (emulator.gateway) before its processing, which is unchanged."""
 
     async def run(request: Request, spec: PipelineSpec) -> Any:
         fields, upload = await read_request(request, spec, limit)
         require(spec, fields)
         check_ranges(spec, fields)
-        if spec.name == "image-to-video" and request.headers.get("prefer", "").lower() == "respond-async":
-            return submit_job(spec, fields, upload)
-        await state.work(spec.name)
-        state.maybe_fail(spec.name)
-        return answer(spec, fields, upload, state)
+        model = fields.get(spec.model_field)
+        async with admit(
+            gateway, spec.name, model if isinstance(model, str) and model else spec.default_model
+        ):
+            if spec.name == "image-to-video" and request.headers.get("prefer", "").lower() == "respond-async":
+                return submit_job(spec, fields, upload)
+            await state.work(spec.name)
+            state.maybe_fail(spec.name)
+            return answer(spec, fields, upload, state)
 
     def submit_job(spec: PipelineSpec, fields: dict[str, Any], upload: bytes | None) -> JSONResponse:
         state.jobs.expire()

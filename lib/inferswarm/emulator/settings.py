@@ -11,6 +11,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from inferswarm.config import ConfigError, RunConfig, read_yaml, validation_error
 from inferswarm.config.errors import looks_like_other_kind
+from inferswarm.protocols.livepeer import PIPELINES
 from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
 
 MAX_MS = MAX_TIMEOUT_S * 1000.0
@@ -199,6 +200,132 @@ class EdgeSettings(StrictModel):
         return value
 
 
+ModelId = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class ModelOffer(StrictModel):
+    """One model an emulated orchestrator advertises for a pipeline."""
+
+    warm: bool = True
+    """Loaded at start. A cold model's first job waits the orchestrator's cold_start_ms, then it is warm."""
+    capacity: int = Field(default=1, ge=1, le=10_000)
+    """Jobs it runs at once; one more is refused 503 "Service Unavailable Error" (insufficient capacity)."""
+
+
+class GpuInfo(StrictModel):
+    name: str = Field(default="NVIDIA GeForce RTX 4090", min_length=1, max_length=200)
+    memory_total: int = Field(default=25_393_692_672, ge=0, le=2**50)
+    """Bytes."""
+
+
+Failure = Literal["none", "down", "slow", "always_503", "wrong_model"]
+
+
+class EmulatedOrchestrator(StrictModel):
+    """An orchestrator on the emulated network: never connected to, only advertised and routed to."""
+
+    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    """Its Ethereum address (answered in lower case, as go-livepeer's hex encoding writes it)."""
+    service_uri: str = Field(pattern=r"^https://[A-Za-z0-9.\[\]:-]+:[0-9]{1,5}/?$", max_length=300)
+    """`https://host:port`, what the webhook names and discovery answers as orch_uri."""
+    pipelines: dict[str, dict[ModelId, ModelOffer]] = Field(min_length=1, max_length=100)
+    """Pipeline URI (a key of protocols.livepeer.PIPELINES) -> model id -> its offer."""
+    failure: Failure = "none"
+    """none; down (unreachable: jobs pinned to it find no orchestrator); slow (slow_ms per job);
+    always_503 (every job refused "Service Unavailable Error"); wrong_model (its runner has another model
+    loaded: the runner's 400, which the gateway relays)."""
+    slow_ms: float = Field(default=0.0, ge=0, le=MAX_MS)
+    """Extra latency per job, whatever the failure mode (the point of `slow`)."""
+    cold_start_ms: float = Field(default=0.0, ge=0, le=MAX_MS)
+    """The wait of the first job on a cold model (the model is warm from then on)."""
+    active: bool = True
+    """`Active` in /registeredOrchestrators (the tester skips inactive ones)."""
+    gpu: GpuInfo | None = None
+    """Hardware info in /getNetworkCapabilities; absent: no hardware entries."""
+
+    @field_validator("address")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    @field_validator("pipelines")
+    @classmethod
+    def _models(cls, value: dict[str, dict[str, ModelOffer]]) -> dict[str, dict[str, ModelOffer]]:
+        for pipeline, models in value.items():
+            if pipeline not in PIPELINES:
+                raise ValueError(f"unknown pipeline {pipeline!r}; valid: {', '.join(PIPELINES)}")
+            if not models:
+                raise ValueError(f"{pipeline}: at least one model is required")
+        return value
+
+    @property
+    def base_uri(self) -> str:
+        return self.service_uri.rstrip("/").lower()
+
+
+class GatewaySettings(StrictModel):
+    """The reference target as a go-livepeer gateway in front of emulated orchestrators (emulator.gateway):
+    discovery endpoints, and every batch pipeline routed to an orchestrator first."""
+
+    orchestrators: list[EmulatedOrchestrator] = Field(min_length=1, max_length=1000)
+    discovery: Literal["both", "network", "legacy"] = "both"
+    """Which discovery endpoints exist: /getNetworkCapabilities (network, upstream) and/or
+    /getOrchestratorAICapabilities (legacy, the tester gateway's fork); the other one 404s."""
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$", max_length=2000)
+    """The tester's `GET` list of orchestrators (go-livepeer's -orchWebhookUrl); `serve --orch-webhook-url`
+    sets it. Absent: every orchestrator is a candidate."""
+    webhook_refresh_s: float = Field(default=0.0, ge=0, le=MAX_RUN_S)
+    """0: ask the webhook before every job (the tester fork's -webhookRefreshInterval=0); more: reuse the
+    list that long."""
+    discovery_timeout_ms: float = Field(default=200.0, ge=0, le=MAX_MS)
+    """How long the gateway looks before answering that no orchestrator is available (go-livepeer's
+    -discoveryTimeout is 750ms; short here so tests are quick)."""
+    registered: bool = True
+    """Serve /registeredOrchestrators (an on-chain node has it; an off-chain one does not)."""
+
+    @field_validator("orchestrators")
+    @classmethod
+    def _unique(cls, value: list[EmulatedOrchestrator]) -> list[EmulatedOrchestrator]:
+        for what, keys in (
+            ("address", [o.address for o in value]),
+            ("service_uri", [o.base_uri for o in value]),
+        ):
+            dup = next((k for k in keys if keys.count(k) > 1), None)
+            if dup is not None:
+                raise ValueError(f"orchestrator {what} {dup!r} appears twice")
+        return value
+
+
+class Region(StrictModel):
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1, max_length=100)
+    type: Literal["transcoding", "ai"] = "ai"
+
+
+def _default_regions() -> list[Region]:
+    """A handful of the leaderboard's regions (its docs/sample-json/regions.json), ids as it spells them."""
+    transcoding = [("GLOBAL", "Global"), ("FRA", "Frankfurt"), ("LAX", "Los Angeles"), ("MDW", "Chicago")]
+    transcoding += [("NYC", "New York City"), ("LON", "London"), ("SIN", "Singapore")]
+    ai = [("GLOBAL", "Global"), ("FRA", "Frankfurt"), ("LAX", "Los Angeles")]
+    return [Region(id=i, name=n, type="transcoding") for i, n in transcoding] + [
+        Region(id=i, name=n, type="ai") for i, n in ai
+    ]
+
+
+class LeaderboardSettings(StrictModel):
+    """The Livepeer leaderboard's stats API (emulator.leaderboard): /api/regions, HMAC-signed
+    /api/post_stats, /api/raw_stats."""
+
+    secret_env: str = Field(default="LEADERBOARD_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """The variable holding the HMAC key. Unset or empty: the empty key, for local use only (anyone can
+    sign with it); the target logs a warning then."""
+    regions: list[Region] = Field(default_factory=_default_regions, min_length=1, max_length=1000)
+    fail_first: int = Field(default=0, ge=0, le=1_000_000)
+    """Answer the first N valid posts 500 text/plain (a database error), to exercise retries."""
+    max_stats: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Stats kept for /api/raw_stats; the oldest are forgotten first."""
+
+
 class TargetSettings(StrictModel):
     slots: int = Field(default=4, ge=1, le=100_000)
     """Requests the simulated GPU runs at once."""
@@ -215,6 +342,11 @@ class TargetSettings(StrictModel):
     """How long a finished async job's result stays fetchable."""
     edge: EdgeSettings | None = None
     """A Groundlight edge endpoint (detectors, inference pods, the cloud behind it); absent: not served."""
+    gateway: GatewaySettings | None = None
+    """A go-livepeer gateway in front of emulated orchestrators (discovery, webhook, routing); absent: the
+    pipelines answer directly, as before."""
+    leaderboard: LeaderboardSettings | None = None
+    """The Livepeer leaderboard's stats API; absent: not served."""
 
     @field_validator("capabilities")
     @classmethod
