@@ -181,7 +181,8 @@ ORCH_LOAD_COLUMNS = [
     "capabilities",
     "users",
     "duration_s",
-    # complete | stopped | failed | skipped (no cell of the orchestrator answered a test job)
+    # the step's run.json status (completed, stopped, ...), failed (no run directory), or skipped (no cell
+    # of the orchestrator answered its test job)
     "status",
     "requests",
     "failures",

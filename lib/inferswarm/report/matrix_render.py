@@ -366,6 +366,7 @@ def summary_body(
     posts: dict[str, int],
     comparison: MatrixComparison | None,
     notes: list[str],
+    load: list[dict[str, str]] | None = None,
 ) -> list[str]:
     lines = ["## Orchestrators", ""]
     header = ["orchestrator", "service URI", "cells", "jobs", "success rate", "mean RTT s", "max cell RTT s"]
@@ -430,6 +431,8 @@ def summary_body(
     for f in matrix.filtered_out:
         who = f"{f.get('orchestrator', '?')} {f.get('pipeline', '?')} / {f.get('model', '?')}"
         lines.append(f"- filtered out: {who}: {f.get('reason', '?')}")
+    if load:
+        lines += ["", *load_lines(load)]
     lines += ["", "## Leaderboard posts", "", post_line(posts, matrix.dry_run), ""]
     lines += _table(["outcome", "stats"], [[k, str(v)] for k, v in posts.items()])
     lines += ["", "## Compared with the previous run", ""]
@@ -439,6 +442,37 @@ def summary_body(
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return lines
+
+
+def load_lines(load: list[dict[str, str]]) -> list[str]:
+    """The load step's table: one `inferswarm run` per orchestrator through the gateway pinned to it."""
+    rows = [
+        [
+            short(r["orchestrator"]),
+            r["status"],
+            r["users"],
+            r["capabilities"],
+            r["requests"] or "-",
+            r["rps"] or "-",
+            r["success_rps"] or "-",
+            _pct(float(r["failure_ratio"])) if r["failure_ratio"] else "-",
+            r["p50_ms"] or "-",
+            r["p95_ms"] or "-",
+            f"`{r['run_dir']}`" if r["run_dir"] else _cell(r["note"]),
+        ]
+        for r in load
+    ]
+    header = ["orchestrator", "status", "users", "cells", "requests", "req/s", "ok req/s", "failures"]
+    header += ["p50 ms", "p95 ms", "run"]
+    return [
+        "## Load step",
+        "",
+        *_table(header, rows),
+        "",
+        "Each orchestrator's cells that answered their test job, loaded together through the gateway pinned "
+        "to it (closed loop, the users for the duration); latency of successful requests. The run "
+        "directory has the step's own report.",
+    ]
 
 
 ALERT_STYLE = ".alert { background: #fdd; border: 2px solid #c00; padding: 0.5rem 1rem; font-weight: bold; }"

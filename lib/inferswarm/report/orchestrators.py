@@ -27,6 +27,8 @@ from inferswarm.rundir import (
     ORCH_JOB_COLUMNS,
     ORCH_JOBS_CSV,
     ORCH_KIND,
+    ORCH_LOAD_COLUMNS,
+    ORCH_LOAD_CSV,
     ORCH_STAT_COLUMNS,
     ORCH_STATS_CSV,
     RUN_JSON,
@@ -476,6 +478,14 @@ class MatrixReport:
     """One line each: notes on the files, the PNG export's notice."""
 
 
+def _load_rows(run_dir: Path) -> list[dict[str, str]]:
+    """The load step's rows (ORCH_LOAD_CSV), empty without a load step."""
+    path = run_dir / ORCH_LOAD_CSV
+    if not path.is_file():
+        return []
+    return [row for _, row in _rows(path, ORCH_LOAD_COLUMNS)]
+
+
 def write_matrix_report(run_dir: Path, png: bool = False) -> MatrixReport:
     """Write report.html, summary.md and matrix.json (and, with `png`, a PNG per heat map) into
     `run_dir`, compared with the previous run of the same config when there is one."""
@@ -497,16 +507,21 @@ def write_matrix_report(run_dir: Path, png: bool = False) -> MatrixReport:
     errors, posts = mr.error_rows(matrix), mr.post_counts(matrix)
     head = "\n".join(mr.summary_head(matrix, orchs, posts)) + "\n"
     alerts = mr.alert_lines(matrix, orchs, posts)
-    body = "\n".join(mr.summary_body(matrix, orchs, pipes, errors, posts, comparison, messages)) + "\n"
+    load = _load_rows(run_dir)
+    body = mr.summary_body(matrix, orchs, pipes, errors, posts, comparison, messages, load)
+    body_md = "\n".join(body) + "\n"
     figures = mr.matrix_figures(matrix)
     if png:
         _, notice = write_pngs(figures, run_dir)
         if notice:
             messages.append(notice)
     paths = (run_dir / "report.html", run_dir / "summary.md", run_dir / "matrix.json")
-    write_atomic(paths[0], mr.matrix_html(head, figures, body, alerts))
-    write_atomic(paths[1], head + "".join(f"\n{a}\n" for a in alerts) + "\n" + body)
-    write_json_atomic(paths[2], mr.matrix_document(matrix, orchs, pipes, errors, posts, comparison))
+    write_atomic(paths[0], mr.matrix_html(head, figures, body_md, alerts))
+    write_atomic(paths[1], head + "".join(f"\n{a}\n" for a in alerts) + "\n" + body_md)
+    document = mr.matrix_document(matrix, orchs, pipes, errors, posts, comparison)
+    if load:
+        document["load"] = load
+    write_json_atomic(paths[2], document)
     return MatrixReport(
         *paths,
         orchestrators=len(orchs),
