@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import re
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -68,3 +69,49 @@ def test_demo_target_settings_load() -> None:
     settings = load_target_settings(REPO / "configs" / "demo-target.yaml")
     assert (settings.slots, settings.queue_depth) == (4, 4)
     assert settings.for_capability("gpu-check").gpu is True
+
+
+ORCH = {"address": "0x" + "a" * 40, "service_uri": "https://127.0.0.1:8935", "pipelines": {"llm": {"m": {}}}}
+
+
+@pytest.mark.parametrize(
+    ("gateway", "words"),
+    [
+        ({"orchestrators": []}, "gateway.orchestrators: List should have at least 1 item"),
+        ({"orchestrators": [ORCH, ORCH]}, "orchestrator address '0xaaaa"),
+        ({"orchestrators": [ORCH | {"pipelines": {"txt2img": {"m": {}}}}]}, "unknown pipeline 'txt2img'"),
+        (
+            {"orchestrators": [ORCH | {"address": "0x12"}]},
+            "gateway.orchestrators[0].address: String should match pattern",
+        ),
+        (
+            {"orchestrators": [ORCH | {"failure": "flaky"}]},
+            "gateway.orchestrators[0].failure: Input should be 'none', 'down'",
+        ),
+        ({"orchestrators": [ORCH], "webhook_url": "ftp://x/"}, "gateway.webhook_url"),
+        ({"orchestrators": [ORCH], "discovery": "all"}, "gateway.discovery"),
+    ],
+)
+def test_gateway_settings_errors(write_config: Callable[..., Path], gateway: object, words: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(words)) as caught:
+        load_target_settings(write_config({"gateway": gateway}))
+    assert "\n" not in caught.value.one_line()
+
+
+def test_leaderboard_settings_errors(write_config: Callable[..., Path]) -> None:
+    with pytest.raises(ConfigError, match=re.escape("leaderboard.fail_first")):
+        load_target_settings(write_config({"leaderboard": {"fail_first": -1}}))
+    with pytest.raises(ConfigError, match=re.escape("leaderboard.secret_env")):
+        load_target_settings(write_config({"leaderboard": {"secret_env": "not a name"}}))
+
+
+def test_orchestrators_target_settings_load() -> None:
+    from tests.conftest import REPO
+
+    settings = load_target_settings(REPO / "configs" / "orchestrators-target.yaml")
+    assert settings.gateway is not None and settings.leaderboard is not None
+    assert settings.gateway.webhook_url is None  # the tester passes it with --orch-webhook-url
+    orchestrators = settings.gateway.orchestrators
+    assert [o.failure for o in orchestrators] == ["none", "slow", "down", "always_503"]
+    assert orchestrators[0].pipelines["text-to-image"]["stabilityai/sdxl-turbo"].warm is False
+    assert settings.edge is None
