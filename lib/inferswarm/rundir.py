@@ -382,6 +382,32 @@ def end_fields(
     }
 
 
+def opening_fields(
+    name: str, description: str, source: Path | None, config: dict[str, Any], secrets: Iterable[str] = ()
+) -> dict[str, Any]:
+    """What every run.json starts with: who ran what, where and with which versions; not yet started."""
+    values = [s for s in secrets if s]
+    return {
+        "schema": 1,
+        "name": name,
+        "description": description,
+        "config_file": str(source) if source else None,
+        "config": config,
+        "versions": versions(),
+        "host": host_info(),
+        "command": [MASK if any(s in a for s in values) else a for a in sys.argv],
+        "pid": os.getpid(),
+        "status": "running",
+        "started_at": None,
+        "start_epoch_s": None,
+        "ended_at": None,
+        "end_epoch_s": None,
+        "duration_s": None,
+        "exit_code": None,
+        "files": {},
+    }
+
+
 class RunRecord:
     """Keeps run.json in step with the run: written at start, updated at the end."""
 
@@ -389,25 +415,9 @@ class RunRecord:
         self.run_dir = run_dir
         self.path = run_dir / RUN_JSON
         self._secrets = list(secrets)
-        self.data: dict[str, Any] = {
-            "schema": 1,
-            "name": config.name,
-            "description": config.description,
-            "config_file": str(config.source) if config.source else None,
-            "config": masked_config(config),
-            "versions": versions(),
-            "host": host_info(),
-            "command": [MASK if any(s and s in a for s in self._secrets) else a for a in sys.argv],
-            "pid": os.getpid(),
-            "status": "running",
-            "started_at": None,
-            "start_epoch_s": None,
-            "ended_at": None,
-            "end_epoch_s": None,
-            "duration_s": None,
-            "exit_code": None,
-            "files": {},
-        }
+        self.data = opening_fields(
+            config.name, config.description, config.source, masked_config(config), self._secrets
+        )
 
     def update(self, **fields: Any) -> None:
         self.data.update(fields)

@@ -249,3 +249,37 @@ def test_the_load_step_runs_a_real_load_test_per_orchestrator_through_the_pinned
     assert len(served) >= 2 + int(loaded["requests"]) and {j["orchestrator"] for j in served} <= {B, None}
     assert sum(j["orchestrator"] == B for j in served) >= int(loaded["requests"])
     assert "## Load step" in (run_dir / "summary.md").read_text()
+
+
+def test_sigterm_mid_job_finishes_that_job_posts_its_stat_and_stops(tmp_path: Path) -> None:
+    settings = yaml.safe_load(TARGET_SETTINGS.read_text())
+    for orchestrator in settings["gateway"]["orchestrators"]:
+        if orchestrator["address"] == A:
+            orchestrator.update(failure="slow", slow_ms=1500)  # each of A's jobs takes 1.5 s
+    slow = tmp_path / "slow-target.yaml"
+    slow.write_text(yaml.safe_dump(settings))
+    port = free_port()
+    hook = f"http://127.0.0.1:{port}/orchestrators"
+    with ReferenceTarget(
+        slow, extra_args=["--orch-webhook-url", hook], env={"LEADERBOARD_SECRET": SECRET}
+    ) as target:
+        network = Network(target, port)
+        config = network.config(tmp_path, filters={"orchestrators": {"include": [A]}})
+        out = tmp_path / "out"
+        proc = inferswarm("orchestrators", str(config), "--out", str(out), env={"LEADERBOARD_SECRET": SECRET})
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not network.get("/stats")["gateway"]["webhook"]["polls"]:
+            time.sleep(0.02)  # the gateway asked the webhook: the first job is in flight
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr
+        [run_dir] = out.iterdir()
+        jobs = read_csv(run_dir / "orchestrator_jobs.csv")
+        assert len(jobs) == 1 and jobs[0]["ok"] == "True"  # the job in flight finished, and counted
+        assert float(jobs[0]["round_trip_s"]) >= 1.5
+        [stat] = stats_of(run_dir)
+        assert stat["success_rate"] == 1
+        assert len(network.get("/api/raw_stats")["stats"]) == 1  # its stat was posted before the end
+        record = read_json(run_dir / "run.json")
+        assert record["status"] == "stopped" and record["summary"]["cells"] == 1
+        assert "SIGTERM: stopping after the job in flight" in stderr

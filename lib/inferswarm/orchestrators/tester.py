@@ -39,11 +39,10 @@ from inferswarm.rundir import (
     RUN_JSON,
     CsvAppender,
     end_fields,
-    host_info,
     iso,
     make_run_dir,
+    opening_fields,
     scrub,
-    versions,
     write_json_atomic,
 )
 from inferswarm.secrets import Scrubber
@@ -120,31 +119,17 @@ class MatrixRun:
         self.run_dir = make_run_dir(out, config.name)
         self.tally = Tally()
         self.poster = Poster(config.leaderboard, secrets.leaderboard, stop)
-        self.record: dict[str, Any] = {
-            "schema": 1,
-            "kind": ORCH_KIND,
-            "name": config.name,
-            "description": config.description,
-            "config_file": str(config.source) if config.source else None,
-            "config": config.model_dump(mode="json"),
-            "versions": versions(),
-            "host": host_info(),
-            "command": list(sys.argv),
-            "pid": os.getpid(),
-            "status": "running",
-            "region": config.region,
-            "gateway": {"url": config.gateway.url, "cli_url": config.gateway.discovery_url},
-            "leaderboard": config.leaderboard.url,
-            "webhook": webhook.url if webhook else None,
-            "started_at": None,
-            "start_epoch_s": None,
-            "ended_at": None,
-            "end_epoch_s": None,
-            "duration_s": None,
-            "exit_code": None,
-            "files": {},
-            "summary": self.tally.summary(not config.leaderboard.posts),
-        }
+        self.record = opening_fields(
+            config.name, config.description, config.source, config.model_dump(mode="json"), secrets.values()
+        )
+        self.record.update(
+            kind=ORCH_KIND,
+            region=config.region,
+            gateway={"url": config.gateway.url, "cli_url": config.gateway.discovery_url},
+            leaderboard=config.leaderboard.url,
+            webhook=webhook.url if webhook else None,
+            summary=self.tally.summary(not config.leaderboard.posts),
+        )
 
     def _save(self, **fields: Any) -> None:
         self.record.update(fields)
