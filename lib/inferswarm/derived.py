@@ -30,6 +30,10 @@ EDGE_MS: Final = "edge_ms"
 """Response time of an answer that came from the edge."""
 CLOUD_MS: Final = "cloud_ms"
 """Response time of an answer that came from the cloud (an escalation, or nginx's fallback)."""
+SERVER_MS: Final = "server_ms"
+"""The server's own time for the request, as it said it (a tensor server's `Server-Timing`)."""
+OVERHEAD_MS: Final = "overhead_ms"
+"""Response time minus the server's own time: what the network, (de)serialisation and queues cost."""
 CONFIDENCE_PCT: Final = "confidence_pct"
 """The answer's confidence x 100."""
 SOURCE_PREFIX: Final = "source_"
@@ -46,6 +50,8 @@ UNITS: Final[dict[str, str]] = {
     EDGE_MS: "ms",
     CLOUD_MS: "ms",
     CONFIDENCE_PCT: "%",
+    SERVER_MS: "ms",
+    OVERHEAD_MS: "ms",
 }
 DERIVED_METRICS: Final = tuple(UNITS)
 """The fixed metrics; `source_<name>` entries (unit ms) are derived too."""

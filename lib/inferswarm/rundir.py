@@ -115,6 +115,11 @@ REQUEST_COLUMN_TYPES: dict[str, str] = {
     "itl_ms": "float64",
     # a stream's output tokens; null for a request that did not stream
     "output_tokens": "int64",
+    # request body bytes sent (0 without a body)
+    "bytes_sent": "int64",
+    # the server's own time for a successful request when it says it (a tensor server's Server-Timing);
+    # null otherwise. Network overhead = response_ms - server_ms.
+    "server_ms": "float64",
 }
 REQUEST_COLUMNS = list(REQUEST_COLUMN_TYPES)
 

@@ -27,7 +27,7 @@ from inferswarm.rundir import REQUEST_COLUMNS, RunFiles
 def rows(first: int, n: int) -> list[tuple[object, ...]]:
     """`n` rows in ROW_FIELDS order, numbered from `first` (response_ms = the row's number)."""
     return [
-        ("cap", 100.0 + i, 100.0 + i, 1.5, float(i), 200, True, "", 10, None, None, None)
+        ("cap", 100.0 + i, 100.0 + i, 1.5, float(i), 200, True, "", 10, None, None, None, 64, None)
         for i in range(first, first + n)
     ]
 
@@ -64,7 +64,7 @@ def test_a_batch_carries_its_node_and_refuses_what_does_not_fit() -> None:
         batch_of("w", columns(rows(0, 2))[:-1])  # a column short
     with pytest.raises((ValueError, TypeError, pa.ArrowInvalid)):
         batch_of(
-            "w", [("cap",), (1.0,), (1.0,), (None,), ("slow",), (200,), (True,), ("",), (1,)] + [(None,)] * 3
+            "w", [("cap",), (1.0,), (1.0,), (None,), ("slow",), (200,), (True,), ("",), (1,)] + [(None,)] * 3 + [(0,), (None,)]
         )
 
 

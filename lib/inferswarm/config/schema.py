@@ -238,6 +238,8 @@ class RunConfig(StrictModel):
     @field_validator("capabilities")
     @classmethod
     def _unique_names(cls, capabilities: list[Any]) -> list[Any]:
+        # A capability may stand for several (a tensor capability's `sizes`: one per size).
+        capabilities = [each for cap in capabilities for each in cap.expand()]
         seen: set[str] = set()
         for cap in capabilities:
             if cap.name in seen:

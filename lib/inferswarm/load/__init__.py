@@ -6,7 +6,7 @@ decorated with `@register_load`, imported below. See docs/architecture.md.
 
 from __future__ import annotations
 
-from inferswarm.load import cycle, fps, ramp, rate, readiness, search, stages  # noqa: F401  (built-in kinds register themselves)
+from inferswarm.load import cycle, fps, ramp, rate, readiness, search, sizes, stages  # noqa: F401  (built-in kinds register themselves)
 from inferswarm.load.arrivals import Arrival, ArrivalSpec
 from inferswarm.load.base import (
     RATE_AXIS,

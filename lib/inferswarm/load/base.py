@@ -31,6 +31,8 @@ class Stage:
     spawn_rate: float
     rps: float | None = None
     """The offered request rate of an open-loop stage (all capabilities, all processes); None: closed loop."""
+    capabilities: tuple[str, ...] | None = None
+    """Only these capabilities' users run in this stage (a sweep over tensor sizes); None: all, by weight."""
 
     @property
     def end_s(self) -> float:

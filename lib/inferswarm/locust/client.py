@@ -210,6 +210,7 @@ class CapabilityClient:
             if self._scrub:
                 failure = _scrubbed(failure, self._scrub)
         context: dict[str, Any] = {STATUS: status} if slot is None else {STATUS: status, SLOT: slot}
+        server_ms: float | None = None
         if failure is None:
             # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
             self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
@@ -218,7 +219,7 @@ class CapabilityClient:
                 stats = self.environment.stats
                 stats.get(self._from_intended_name, derived.SUCCESS_TYPE).log(cast(int, from_intended_ms), 0)
             if self._observes and self._answer is not None:
-                self._observe(self._answer, elapsed_ms, context)
+                server_ms = self._observe(self._answer, elapsed_ms, context)
         if self._log_row is not None:
             record = self._stream_record if self.dialect is not None else None
             # The failure's category only, never its text: a detail may quote what a server echoed.
@@ -236,6 +237,8 @@ class CapabilityClient:
                     None if record is None else record.ttft_ms,
                     None if record is None else record.itl_ms,
                     None if record is None else record.output_tokens,
+                    len(body) if body else 0,
+                    server_ms,
                 )
             )
         self._fire(
@@ -261,12 +264,14 @@ class CapabilityClient:
             return body, self.headers
         return body, {**self.headers, self._id_header: self._id_prefix + uuid.uuid4().hex}
 
-    def _observe(self, answer: ResponseView, elapsed_ms: float, context: dict[str, Any]) -> None:
+    def _observe(self, answer: ResponseView, elapsed_ms: float, context: dict[str, Any]) -> float | None:
         """The protocol's observations of a successful answer, each logged as `<capability>:<metric>` and
-        handed to listeners in the request event's context."""
+        handed to listeners in the request event's context; the server's own time when one says it
+        (`server_ms`, for the request log)."""
         observations = self.protocol.observations(self.capability, answer, elapsed_ms)
         if not observations:
-            return
+            return None
+        server_ms: float | None = None
         stats = self.environment.stats
         names = self._observed_names
         for metric, value in observations:
@@ -274,7 +279,10 @@ class CapabilityClient:
             if name is None:
                 name = names[metric] = derived.entry_name(self.name, metric)
             stats.get(name, derived.OBSERVED_TYPE).log(cast(int, value), 0)
+            if metric == derived.SERVER_MS:
+                server_ms = value
         context[OBSERVATIONS] = observations
+        return server_ms
 
     # -- one request, one response -----------------------------------------------------------------------
     def _whole(

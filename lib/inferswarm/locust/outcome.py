@@ -20,12 +20,26 @@ OBSERVATIONS = "inferswarm_observations"
 `("edge_ms", 12.5)` for an answer from a Groundlight edge); absent when there were none."""
 
 RequestRow = tuple[
-    str, float, float, float | None, float, int, bool, str, int, float | None, float | None, int | None
+    str,
+    float,
+    float,
+    float | None,
+    float,
+    int,
+    bool,
+    str,
+    int,
+    float | None,
+    float | None,
+    int | None,
+    int,
+    float | None,
 ]
 """One request as the client records it for the request log: the columns of
 `inferswarm.rundir.REQUEST_COLUMN_TYPES` but `node` (the same for a whole process), in their order:
 capability, intended_epoch_s, send_epoch_s, first_byte_ms, response_ms, status, ok, category,
-bytes_received, ttft_ms, itl_ms, output_tokens. A plain tuple: it is built on the hot path."""
+bytes_received, ttft_ms, itl_ms, output_tokens, bytes_sent, server_ms. A plain tuple: it is built on the hot
+path."""
 
 _SLOTS_SKIPPED = "inferswarm_slots_skipped"
 _REQUEST_ROWS = "inferswarm_request_rows"

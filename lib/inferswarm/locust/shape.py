@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from locust import LoadTestShape
+from locust import LoadTestShape, User
 
 from inferswarm.load import LoadContext, LoadKind, Stage, stage_at
 from inferswarm.rundir import STAGE_COLUMNS, CsvAppender
@@ -145,7 +145,7 @@ class RecordingShape(LoadTestShape):
             if self.recorder is not None:
                 self.recorder.enter(None, None)
 
-    def tick(self) -> tuple[int, float] | None:
+    def tick(self) -> tuple[int, float] | tuple[int, float, list[type[User]]] | None:
         if self._ended:
             return None
         run_time: float = self.get_run_time()  # type: ignore[no-untyped-call]
@@ -166,7 +166,11 @@ class RecordingShape(LoadTestShape):
             if self.recorder is not None:
                 self.recorder.enter(None, None)
             return None
-        return stage.users, stage.spawn_rate
+        if stage.capabilities is None:
+            return stage.users, stage.spawn_rate
+        # Locust runs only the user classes a shape names (and stops the others' users).
+        classes = [c for c in self.runner.user_classes if c.__name__ in stage.capabilities]  # type: ignore[union-attr]
+        return stage.users, stage.spawn_rate, classes
 
     def _plan_next(self, run_time: float) -> int | None:
         """The planned stages are over: close the last (its statistics are then final), ask for the next."""

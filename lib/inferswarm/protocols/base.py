@@ -89,6 +89,11 @@ class CapabilityBase(StrictModel):
         """(field name, absolute path) of every asset this capability reads; checked at load time."""
         return []
 
+    def expand(self) -> list[CapabilityBase]:
+        """The capabilities this entry of the config stands for: itself, or one per variant (a tensor
+        capability's `sizes`, each named `<name>@<size>`), expanded when the config loads."""
+        return [self]
+
     def secret_envs(self) -> list[tuple[str, str]]:
         """(field name, environment variable) of every secret this capability sends from the environment
         (its own credential header); checked with `target.secret_headers` before a run starts, and the

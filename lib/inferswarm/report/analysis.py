@@ -743,6 +743,9 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
     from inferswarm.report.edge import edge_section  # edge.py builds on this module's helpers
 
     edge = edge_section(data, steps)
+    from inferswarm.report.tensor import tensor_section  # tensor.py builds on the results models
+
+    tensor = tensor_section(data)
     settings = ReportSettings(
         warmup_s=report.warmup_s,
         saturation_rule=SaturationRuleSettings.model_validate(report.saturation.model_dump()),
@@ -770,6 +773,7 @@ def analyse(data: RunData, report: ReportConfig | None = None, axis: StepAxis | 
         measurement=measurement,
         **({"edge": edge} if edge is not None else {}),
         **({"search": search} if search is not None else {}),
+        **({"tensor": tensor} if tensor is not None else {}),
         notes=list(data.notes),
     )
     # Everything above is computed on the numbers as measured (gates and the saturation rule are judged

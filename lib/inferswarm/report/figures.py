@@ -606,6 +606,34 @@ def search_trials(results: Results) -> go.Figure | None:
     return fig
 
 
+def tensor_overhead(results: Results) -> go.Figure | None:
+    """Per tensor size: the server's time and the overhead stacked (the client's median time), with the
+    local CPU baseline beside them."""
+    tensor = results.tensor
+    if tensor is None or not any(s.client_p50_ms is not None for s in tensor.sizes):
+        return None
+    sizes = [s.size for s in tensor.sizes]
+    fig = go.Figure()
+    fig.add_bar(x=sizes, y=[s.server_p50_ms for s in tensor.sizes], name="server (compute) p50 ms")
+    fig.add_bar(x=sizes, y=[s.overhead_p50_ms for s in tensor.sizes], name="overhead p50 ms")
+    fig.add_scatter(
+        x=sizes, y=[s.client_p50_ms for s in tensor.sizes], name="client p50 ms", mode="lines+markers"
+    )
+    fig.add_scatter(
+        x=sizes,
+        y=[s.cpu_baseline_ms for s in tensor.sizes],
+        name=f"local CPU baseline ms ({tensor.baseline_host})",
+        mode="lines+markers",
+        line={"dash": "dash"},
+    )
+    fig.update_layout(
+        barmode="stack", title="Tensor sizes: compute, network overhead, and the local CPU", height=450
+    )
+    fig.update_xaxes(title_text="tensor size", type="category")
+    fig.update_yaxes(title_text="ms", type="log")
+    return fig
+
+
 def all_figures(data: RunData, results: Results) -> dict[str, go.Figure]:
     """name -> figure, for each figure there is data for."""
     per_user_rps = object_of(data.config.get("load")).get("per_user_rps")
@@ -618,5 +646,6 @@ def all_figures(data: RunData, results: Results) -> dict[str, go.Figure]:
         "per_step": per_step(results),
         "per_capability": per_capability(results),
         "search_trials": search_trials(results),
+        "tensor_overhead": tensor_overhead(results),
     }
     return {name: fig for name, fig in made.items() if fig is not None}

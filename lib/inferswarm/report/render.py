@@ -27,6 +27,7 @@ from inferswarm.report.results import (
     Results,
     SearchSection,
     StepRow,
+    TensorSection,
     format_level,
 )
 from inferswarm.report.workers import worker_lines
@@ -338,6 +339,44 @@ def search_markdown(search: SearchSection) -> list[str]:
     return lines
 
 
+def tensor_markdown(tensor: TensorSection) -> list[str]:
+    """Per tensor size: transfer, latency, the server's time, the overhead, the local CPU baseline."""
+    lines = ["", "## Tensor sizes: server time, network overhead, CPU baseline", ""]
+    header = ["size", "dtype", "bytes/request", "ok / requests", "client p50 ms", "client p95 ms"]
+    header += ["server p50 ms", "overhead p50 ms", "overhead % of compute", "up MB/s", "down MB/s"]
+    header += ["CPU baseline ms", "remote wins"]
+    rows = [
+        [
+            s.size,
+            s.datatype,
+            _fmt(s.bytes_sent, 0),
+            f"{s.successes} / {s.requests}",
+            _fmt(s.client_p50_ms, 2),
+            _fmt(s.client_p95_ms, 2),
+            _fmt(s.server_p50_ms, 2),
+            _fmt(s.overhead_p50_ms, 2),
+            _fmt(s.overhead_pct_of_compute, 0),
+            _fmt(s.upload_mb_s, 2),
+            _fmt(s.download_mb_s, 2),
+            _fmt(s.cpu_baseline_ms, 3),
+            "-" if s.remote_wins is None else ("yes" if s.remote_wins else "no"),
+        ]
+        for s in tensor.sizes
+    ]
+    lines += _table(header, rows)
+    lines += [
+        "",
+        "Overhead = client time - the server's own time, per successful request (median): network, "
+        "(de)serialisation and queueing in front of the server. MB = 10^6 bytes, over each size's span. "
+        f"CPU baseline: the same operation with numpy on {tensor.baseline_host} (median of a few runs), "
+        "not on the server.",
+    ]
+    if tensor.break_even:
+        lines += ["", f"Break-even: **{tensor.break_even}**."]
+    lines += [f"- {note}" for note in tensor.notes]
+    return lines
+
+
 def summary_markdown(results: Results) -> str:
     meta = results.metadata
     unit = results.step_axis.label
@@ -389,6 +428,8 @@ def summary_markdown(results: Results) -> str:
         lines += edge_markdown(results.edge, unit)
     if results.search is not None:
         lines += search_markdown(results.search)
+    if results.tensor is not None:
+        lines += tensor_markdown(results.tensor)
     sat = results.saturation
     lines += ["", "## Saturation", ""]
     if measurement is not None and not measurement.valid:

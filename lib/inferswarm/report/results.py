@@ -601,6 +601,51 @@ class EdgeSection(_Model):
     readiness: ReadinessFigures | None = None
 
 
+class TensorSize(_Model):
+    """One tensor size (one capability of a sweep): transfer, latency, server time, overhead, CPU baseline."""
+
+    capability: str
+    size: str
+    shape: list[int]
+    datatype: str
+    operation: str
+    bytes_sent: int | None = None
+    """One request's body."""
+    requests: int = 0
+    successes: int = 0
+    timed_by_server: int = 0
+    """Successful requests whose answer carried the server's own time."""
+    client_p50_ms: Number | None = None
+    client_p95_ms: Number | None = None
+    client_p99_ms: Number | None = None
+    server_p50_ms: Number | None = None
+    """The server's own (compute) time, as it said it."""
+    overhead_p50_ms: Number | None = None
+    """Median of client time - server time per request: network, (de)serialisation, queueing."""
+    overhead_p95_ms: Number | None = None
+    overhead_pct_of_compute: Number | None = None
+    upload_mb_s: Number | None = None
+    """Request bytes of successful requests per second over the size's span (MB = 10^6 bytes)."""
+    download_mb_s: Number | None = None
+    per_request_upload_mb_s: Number | None = None
+    """Median of one request's bytes over its client time."""
+    cpu_baseline_ms: Number | None = None
+    """The same operation with numpy on the machine that wrote the report (median of a few runs)."""
+    remote_wins: bool | None = None
+    """Whether the remote median client time beat the local CPU baseline."""
+
+
+class TensorSection(_Model):
+    """Tensor runs: per size figures, where remote starts to beat the local CPU."""
+
+    sizes: list[TensorSize]
+    break_even: str | None
+    overhead_ms_p50: Number | None
+    """The median over sizes of each size's median overhead (one figure for trends)."""
+    baseline_host: str
+    notes: list[str]
+
+
 class Results(_Model):
     """Every number of a report (results.json)."""
 
@@ -634,6 +679,8 @@ class Results(_Model):
     """Edge vs cloud answers, FPS and readiness (edge endpoint runs only)."""
     search: SearchSection | None = None
     """The capacity search's trials and bracket (`search` load runs only)."""
+    tensor: TensorSection | None = None
+    """Per tensor size: transfer, server time, network overhead, CPU baseline (tensor runs only)."""
     notes: list[str]
     """Each missing or skipped input, one line each."""
     figures: list[str] | None = None

@@ -78,7 +78,7 @@ def test_the_config_accepts_registered_kinds() -> None:
         (
             {"load": {"shape": "spike"}},
             "load.shape",
-            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', 'stages', "
+            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', 'sizes', 'stages', "
             "'toy-burst'",
         ),
         (
@@ -118,7 +118,7 @@ def test_the_toy_kinds_are_gone_after_their_tests() -> None:
     with pytest.raises(
         ConfigError,
         match=r"unknown shape 'toy-burst'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', "
-        r"'stages'$",
+        r"'sizes', 'stages'$",
     ):
         parse_config(data)
 
