@@ -14,6 +14,7 @@ from inferswarm.protocols import (  # noqa: F401  (register)
     livepeer,
     multipart,
     openai,
+    tensor,
 )
 from inferswarm.protocols.base import (
     PENDING,
@@ -38,6 +39,7 @@ from inferswarm.protocols.json_body import JsonCapability
 from inferswarm.protocols.livepeer import LivepeerCapability
 from inferswarm.protocols.multipart import MultipartCapability
 from inferswarm.protocols.openai import OpenAICapability
+from inferswarm.protocols.tensor import TensorCapability
 
 __all__ = [
     "PENDING",
@@ -56,6 +58,7 @@ __all__ = [
     "RequestFailure",
     "ResponseView",
     "SuccessCriteria",
+    "TensorCapability",
     "Verdict",
     "classify",
     "protocol_for",
