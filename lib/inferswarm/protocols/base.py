@@ -100,11 +100,6 @@ class CapabilityBase(StrictModel):
         values masked like theirs (the client masks every credential-named header it sends)."""
         return []
 
-    def expand(self) -> list[CapabilityBase]:
-        """The capabilities this one stands for in a run: itself, unless its kind sweeps a parameter
-        (a tensor kind's `sizes`: one capability per size)."""
-        return [self]
-
 
 @dataclass(frozen=True)
 class PreparedRequest:
