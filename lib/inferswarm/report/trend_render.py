@@ -69,8 +69,11 @@ def method_lines(k: float, window: int) -> list[str]:
 
 
 def _header(metric: str, point: RunPoint | None) -> str:
-    unit = point.unit(metric) if point is not None else METRICS[metric].unit
-    return f"{metric} ({unit})" if unit and metric != "failure_ratio" else metric
+    """The metric's name; the capacity's with its unit (users or requests/s offered, per config)."""
+    if metric != "capacity":
+        return metric
+    unit = point.unit(metric) if point is not None else ""
+    return f"{metric} ({unit})" if unit else metric
 
 
 def cell_text(cell: Cell | None) -> str:
@@ -110,7 +113,9 @@ def trend_markdown(report: TrendReport) -> str:
     headline += f", {sum(f.kind == 'invalid' for f in flags)} invalid run(s)."
     if newest:
         headline += f" **The newest run regressed** ({len(newest)} figure(s))."
-    lines += [headline, "", *method_lines(report.k, report.window), ""]
+    lines += [headline, ""]
+    for line in method_lines(report.k, report.window):
+        lines += [line, ""]
     for config in report.configs:
         first = config.points[0] if config.points else None
         lines += [f"## {config.name}", ""]
@@ -187,6 +192,7 @@ def config_figure(config: ConfigTrend) -> go.Figure:
     first = config.points[0] if config.points else None
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[_header(m, first) for m in metrics])
     x = _x(config.points)
+    in_legend: set[str] = set()
     for n, metric in enumerate(metrics):
         row, col = n // cols + 1, n % cols + 1
         cells = [config.cells[i].get(metric) for i in range(len(config.points))]
@@ -239,7 +245,8 @@ def config_figure(config: ConfigTrend) -> go.Figure:
         fig.add_trace(
             go.Scatter(
                 x=x,
-                y=[c.value if c is not None else None for c in cells],
+                # an invalid run is a gap in the line (its marker is drawn below)
+                y=[c.value if c is not None and c.status != "invalid" else None for c in cells],
                 mode="lines+markers",
                 line={"color": "#333"},
                 name="value",
@@ -262,12 +269,13 @@ def config_figure(config: ConfigTrend) -> go.Figure:
                     marker={"symbol": symbol, "size": 13, "color": COLOURS[status]},
                     name=status,
                     legendgroup=status,
-                    showlegend=True,
+                    showlegend=status not in in_legend,
                     text=[config.points[i].run_dir.name for i, _ in marked],
                 ),
                 row=row,
                 col=col,
             )
+            in_legend.add(status)
     fig.update_layout(title=f"{config.name}: key figures over time", height=260 * rows + 120)
     return fig
 

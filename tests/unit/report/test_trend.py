@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 
 from inferswarm.cli.parser import main
+from inferswarm.report.analysis import analyse as analyse_run
+from inferswarm.report.load import load_run
 from inferswarm.report.trend import METRICS, RunPoint, analyse, collect, read_point
 from inferswarm.report.trend_render import write_trend
+from tests.unit.report.synthetic import RAMP, write_run
 
 DAY = 86_400.0
 T0 = 1_750_000_000.0
@@ -256,3 +259,22 @@ def test_cli_exits_2_for_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture
     assert main(["trend", str(tmp_path / "runs"), "--window", "2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and "unknown metric 'nope'" in err[1] and "window" in err[2]
+
+
+def test_figures_of_a_real_report(tmp_path: Path) -> None:
+    """The keys trend reads are where `inferswarm report` writes them (results.json of an analysed run)."""
+    run_dir = write_run(tmp_path / "real", RAMP, slo=["p95_ms < 5000"])
+    results = analyse_run(load_run(run_dir))
+    (run_dir / "results.json").write_text(json.dumps(results.model_dump(mode="json")))
+    point = read_point(run_dir)
+    assert isinstance(point, RunPoint) and point.name == "synthetic" and point.valid
+    total = results.summary["total"]
+    assert results.saturation is not None and results.slo.highest_passing_step is not None
+    assert point.figures["throughput_rps"] == total.success_rps
+    assert point.figures["p95_ms"] == total.p95_ms and point.figures["p99_ms"] == total.p99_ms
+    assert point.figures["failure_ratio"] == total.failure_ratio
+    assert point.figures["knee_rps"] == results.saturation.knee_success_rps
+    assert point.figures["capacity"] == results.slo.highest_passing_step.level
+    assert results.gpu.gpu_util_mean_pct is not None
+    assert point.figures["gpu_util_pct"] == results.gpu.gpu_util_mean_pct
+    assert point.resolution == 2 and point.unit("capacity") == "users"
