@@ -12,8 +12,7 @@ import pytest
 from inferswarm.cli.parser import main
 from inferswarm.report.analysis import analyse as analyse_run
 from inferswarm.report.load import load_run
-from inferswarm.report.trend import METRICS, RunPoint, analyse, collect, read_point
-from inferswarm.report.trend_render import write_trend
+from inferswarm.report.trend import METRICS, RunPoint, analyse, collect, read_point, write_trend
 from tests.unit.report.synthetic import RAMP, write_run
 
 DAY = 86_400.0
@@ -169,11 +168,16 @@ def test_orchestrator_matrix_and_unreported_runs_are_skipped_with_a_note(tmp_pat
     bare = tmp_path / "not-reported"
     bare.mkdir()
     (bare / "run.json").write_text(json.dumps({"name": "nightly", "start_epoch_s": T0}))
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "results.json").write_text("{not json")
     notes: list[str] = []
     points = collect([tmp_path], notes)
     assert len(points) == 5 and all(p.name == "nightly" for p in points)
     assert any("matrix-run" in n and "orchestrator-matrix" in n for n in notes)
     assert any("not-reported" in n and "no results.json" in n for n in notes)
+    assert any("broken" in n and "unreadable" in n for n in notes)
+    assert len(notes) == 3
 
 
 def test_figures_read_from_results_and_run_json(tmp_path: Path) -> None:
