@@ -12,6 +12,7 @@ from inferswarm.cli.orchestrators import add_orchestrators_parser
 from inferswarm.cli.report import cmd_report
 from inferswarm.cli.run import DETECTOR_MODES, SEED_OPTIONS, cmd_demo, cmd_run
 from inferswarm.cli.servers import cmd_agent, cmd_serve
+from inferswarm.cli.trend import add_trend_parser
 from inferswarm.cli.validate import cmd_validate
 from inferswarm.config import AGENTS_ENV
 
@@ -200,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     agent.set_defaults(func=cmd_agent)
 
     add_orchestrators_parser(sub)
+    add_trend_parser(sub)
 
     validate = sub.add_parser("validate", help="check a run config and print what it would do")
     validate.add_argument("config")
