@@ -206,7 +206,7 @@ def figures_of(
         "failure_ratio": _number(total.get("failure_ratio")),
         "goodput_rps": _number(total.get("goodput_rps")),
         "gpu_util_pct": _number(_get(results, "gpu", "gpu_util_mean_pct")),
-        "overhead_ms": _number(_get(results, "tensor", "summary", "overhead_ms_p50")),
+        "overhead_ms": _number(_get(results, "tensor", "overhead_ms_p50")),
         "check_failures": _number(_get(run, "preflight", "summary", "failed")),
     }
     return figures, unit, resolution

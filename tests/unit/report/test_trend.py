@@ -187,7 +187,7 @@ def test_figures_read_from_results_and_run_json(tmp_path: Path) -> None:
         100.0,
         300.0,
         extra_results={
-            "tensor": {"summary": {"overhead_ms_p50": 12.5}},
+            "tensor": {"overhead_ms_p50": 12.5},
             "search": {"over": "rps", "resolution": 2, "highest_passing": 40, "lowest_failing": 42},
         },
         extra_run={"preflight": {"summary": {"failed": 2}}},
