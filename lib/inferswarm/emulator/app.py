@@ -7,7 +7,8 @@ echo capabilities `/prompt-enhance` and `/gpu-check` (emulator.echo); with an `e
 settings, a Groundlight edge endpoint (emulator.edge, which answers in FastAPI's `{"detail": ...}`);
 with a `gateway:` section, go-livepeer's discovery endpoints and every pipeline job routed to an emulated
 orchestrator first (emulator.gateway); with a `leaderboard:` section, the Livepeer leaderboard's stats API
-(emulator.leaderboard, which answers `{"error": "<text>"}`).
+(emulator.leaderboard, which answers `{"error": "<text>"}`); with a `tensor:` section, an Open Inference
+Protocol (KServe v2) tensor server and seed 003's `/execute` (emulator.tensor, KServe's `{"error"}`).
 Errors use the Livepeer gateway's shape, `{"error": {"message": ...}}` (the OpenAI-compatible routes
 add OpenAI's `type`, `param` and `code`): 400 for bad input (the message says what), 413 for oversized
 bodies (JSON bodies are capped at `http.MAX_JSON_BODY_BYTES`, uploads at `max_body_bytes`), 415 for a
@@ -47,6 +48,7 @@ from inferswarm.emulator.llm import register_llm
 from inferswarm.emulator.pipelines import register_pipelines
 from inferswarm.emulator.settings import TargetSettings
 from inferswarm.emulator.state import TargetState
+from inferswarm.emulator.tensor import register_tensor
 
 log = logging.getLogger("inferswarm.emulator")
 
@@ -140,4 +142,6 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
         register_gateway(app, gateway)
     if leaderboard is not None:
         register_leaderboard(app, leaderboard)
+    if state.settings.tensor is not None:
+        register_tensor(app, state, state.settings.tensor)
     return app

@@ -326,6 +326,61 @@ class LeaderboardSettings(StrictModel):
     """Stats kept for /api/raw_stats; the oldest are forgotten first."""
 
 
+# -- tensor: an Open Inference Protocol (KServe v2) server and seed 003's /execute (emulator.tensor) --------
+class TensorModel(StrictModel):
+    """One model of the tensor server: a numpy operation on its one input (tensor_ops)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    operation: str = "identity"
+    datatype: str | None = None
+    """The one numeric datatype the model takes; None: any numeric datatype."""
+    max_elements: int = Field(default=16 * 1024 * 1024, ge=1, le=2**31)
+    """More input elements are refused with 400 (the body is bounded by max_body_bytes too)."""
+
+    @field_validator("operation")
+    @classmethod
+    def _known_operation(cls, value: str) -> str:
+        from inferswarm.protocols.tensor_ops import OPERATIONS  # local: this block stays self-contained
+
+        if value not in OPERATIONS:
+            raise ValueError(f"unknown operation {value!r}; valid: {', '.join(OPERATIONS)}")
+        return value
+
+    @field_validator("datatype")
+    @classmethod
+    def _numeric(cls, value: str | None) -> str | None:
+        from inferswarm.protocols.tensor_codec import NUMERIC
+
+        if value is not None and value not in NUMERIC:
+            raise ValueError(f"unknown datatype {value!r}; valid: {', '.join(NUMERIC)}")
+        return value
+
+
+class TensorSettings(StrictModel):
+    """The simulated GPU time of one inference is gpu_ms_fixed + gpu_ms_per_mb per MiB of input, held in
+    a slot of the target's simulated GPU (so load queues, then gets 503); the real numpy time is added."""
+
+    models: list[TensorModel] = Field(
+        default_factory=lambda: [TensorModel(name="double", operation="double")], min_length=1, max_length=100
+    )
+    gpu_ms_fixed: float = Field(default=2.0, ge=0, le=MAX_MS)
+    gpu_ms_per_mb: float = Field(default=1.0, ge=0, le=MAX_MS)
+    server_timing: bool = True
+    """Send `Server-Timing: compute;dur=<ms>` on v2 answers (/execute always sends X-Genie-Server-Timing)."""
+
+    @field_validator("models")
+    @classmethod
+    def _unique(cls, value: list[TensorModel]) -> list[TensorModel]:
+        names = [m.name for m in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model {twice[0]!r} is listed twice")
+        return value
+
+
+# -- end tensor --------------------------------------------------------------------------------------------
+
+
 class TargetSettings(StrictModel):
     slots: int = Field(default=4, ge=1, le=100_000)
     """Requests the simulated GPU runs at once."""
@@ -347,6 +402,8 @@ class TargetSettings(StrictModel):
     pipelines answer directly, as before."""
     leaderboard: LeaderboardSettings | None = None
     """The Livepeer leaderboard's stats API; absent: not served."""
+    tensor: TensorSettings | None = None
+    """An Open Inference Protocol tensor server and seed 003's /execute (emulator.tensor); absent: none."""
 
     @field_validator("capabilities")
     @classmethod

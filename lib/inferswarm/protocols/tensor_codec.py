@@ -116,10 +116,12 @@ def encode_json(
     outputs_binary: bool = False,
     id: str | None = None,
     key: str = "inputs",
+    extra: Mapping[str, Any] | None = None,
 ) -> bytes:
     """A JSON request (or, with key="outputs", a JSON response body): every tensor's data inline.
-    `outputs`: the output names requested, binary when `outputs_binary`."""
+    `outputs`: the output names requested, binary when `outputs_binary`; `extra`: more top-level fields."""
     document: dict[str, Any] = {} if id is None else {"id": id}
+    document.update(extra or {})
     document[key] = [{**_entry(t), "data": _json_data(t)} for t in inputs]
     if outputs:
         document["outputs"] = _outputs(outputs, outputs_binary)
