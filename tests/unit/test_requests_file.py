@@ -64,7 +64,10 @@ def test_a_batch_carries_its_node_and_refuses_what_does_not_fit() -> None:
         batch_of("w", columns(rows(0, 2))[:-1])  # a column short
     with pytest.raises((ValueError, TypeError, pa.ArrowInvalid)):
         batch_of(
-            "w", [("cap",), (1.0,), (1.0,), (None,), ("slow",), (200,), (True,), ("",), (1,)] + [(None,)] * 3 + [(0,), (None,)]
+            "w",
+            [("cap",), (1.0,), (1.0,), (None,), ("slow",), (200,), (True,), ("",), (1,)]
+            + [(None,)] * 3
+            + [(0,), (None,)],
         )
 
 

@@ -89,6 +89,14 @@ def _content_type(response: Any) -> str:
     return str(headers.get("content-type", "")) if headers is not None else ""
 
 
+def _headers(response: Any) -> dict[str, str]:
+    """The answer's headers, names in lower case (for a protocol that reads them)."""
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return {}
+    return {str(name).lower(): str(value) for name, value in headers.items()}
+
+
 def log_stream_metrics(environment: Environment, capability: str, record: StreamRecord) -> None:
     """A finished stream's numbers as derived entries; kept out of the Aggregated row (not requests)."""
     stats = environment.stats
@@ -155,6 +163,7 @@ class CapabilityClient:
         self._id_prefix = prepared.request_id_prefix
         self._varies = bool(self._bodies) or self._id_header is not None
         self._observes = type(protocol).observations is not Protocol.observations
+        self._wants_headers = protocol.wants_headers
         self._answer: ResponseView | None = None
         """The answer `observations` reads (kept only when it is asked): the last one judged, a poll's
         when polled."""
@@ -296,7 +305,10 @@ class CapabilityClient:
                 problem = self.protocol.classify(self.capability, view) or problem
             return problem, status, len(body), _ms(started)
         elapsed_ms = _ms(started)
-        view = ResponseView(status=status, content_type=_content_type(response), body=body)
+        if self._wants_headers:
+            view = ResponseView(status, _content_type(response), body, extra={"headers": _headers(response)})
+        else:
+            view = ResponseView(status=status, content_type=_content_type(response), body=body)
         if self._observes:
             self._answer = view
         if self.polls:

@@ -111,6 +111,9 @@ class RecordingShape(LoadTestShape):
         self.completed = False
         self._users_seen = False
         self._ended = False
+        self._classes_of: tuple[str, ...] | None = None
+        """The capabilities of the last stage that named its own (see `tick`)."""
+        self._classes_running = False
 
     def reset_time(self) -> None:
         # Locust calls this twice per run on a master (start_shape, then start() after the first
@@ -168,8 +171,16 @@ class RecordingShape(LoadTestShape):
             return None
         if stage.capabilities is None:
             return stage.users, stage.spawn_rate
-        # Locust runs only the user classes a shape names (and stops the others' users).
+        # Locust runs only the user classes a shape names. Its dispatcher does not swap one class's users
+        # for another's at an unchanged user count, so a stage that changes the classes first stops
+        # every user (one tick), then starts its own.
         classes = [c for c in self.runner.user_classes if c.__name__ in stage.capabilities]  # type: ignore[union-attr]
+        if stage.capabilities != self._classes_of:
+            self._classes_of = stage.capabilities
+            if self._classes_running:
+                self._classes_running = False
+                return 0, stage.spawn_rate, classes
+        self._classes_running = True
         return stage.users, stage.spawn_rate, classes
 
     def _plan_next(self, run_time: float) -> int | None:

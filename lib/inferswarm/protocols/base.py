@@ -281,6 +281,9 @@ class Protocol(ABC, Generic[C]):
     """
 
     model: ClassVar[type[CapabilityBase]]
+    wants_headers: ClassVar[bool] = False
+    """Whether `classify`/`observations` read the answer's headers (`ResponseView.extra["headers"]`, a
+    mapping, e.g. a tensor server's `Server-Timing`); the client copies them only for kinds that do."""
 
     @property
     def kind(self) -> str:

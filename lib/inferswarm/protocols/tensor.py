@@ -326,6 +326,8 @@ MAX_PREPARED = 64
 
 @register_protocol
 class TensorProtocol(Protocol[TensorCapability]):
+    wants_headers = True  # Server-Timing, X-Genie-Server-Timing, Inference-Header-Content-Length
+
     model = TensorCapability
 
     def prepare(self, capability: TensorCapability, assets_dir: Path) -> PreparedRequest:

@@ -32,7 +32,8 @@ def test_built_in_kinds() -> None:
 
 def test_unknown_kind_lists_the_valid_ones() -> None:
     with pytest.raises(
-        KeyError, match="unknown load shape 'spike'; valid: cycle, fps, ramp, rate, readiness, search, sizes, stages"
+        KeyError,
+        match="unknown load shape 'spike'; valid: cycle, fps, ramp, rate, readiness, search, sizes, stages",
     ):
         load_kind("spike")
 

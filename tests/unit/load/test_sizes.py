@@ -73,12 +73,16 @@ def test_the_shape_hands_locust_only_the_stages_user_classes() -> None:
     clock = {"t": 0.0}
     shape.get_run_time = lambda: clock["t"]  # type: ignore[method-assign]
     ticks = []
-    for t in (0.0, 6.0, 11.0):
+    for t in (0.0, 1.0, 6.0, 7.0, 11.0, 12.0):
         clock["t"] = t
         ticks.append(shape.tick())
+    # a new size first stops every user (Locust does not swap classes at an unchanged count), then starts
     assert [(users, rate, [c.__name__ for c in only]) for users, rate, only in ticks] == [  # type: ignore[misc]
         (2, 2.0, ["double@64x64"]),
+        (2, 2.0, ["double@64x64"]),
+        (0, 2.0, ["double@256x256"]),
         (2, 2.0, ["double@256x256"]),
+        (0, 2.0, ["double@1024x1024"]),
         (2, 2.0, ["double@1024x1024"]),
     ]
     clock["t"] = 15.0

@@ -78,14 +78,14 @@ def test_the_config_accepts_registered_kinds() -> None:
         (
             {"load": {"shape": "spike"}},
             "load.shape",
-            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', 'sizes', 'stages', "
-            "'toy-burst'",
+            "unknown shape 'spike'; valid: 'cycle', 'fps', 'ramp', 'rate', 'readiness', 'search', 'sizes', "
+            "'stages', 'toy-burst'",
         ),
         (
             {"capabilities": [{"name": "x", "kind": "grpc", "path": "/x"}]},
             "capabilities[0].kind",
             "unknown kind 'grpc'; valid: 'byoc', 'groundlight', 'json', 'livepeer', 'multipart', 'openai', "
-            "'toy-echo'",
+            "'tensor', 'toy-echo'",
         ),
         (
             {"load": {"shape": "toy-burst", "users": 0, "duration_s": 1}},

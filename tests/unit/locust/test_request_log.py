@@ -210,7 +210,8 @@ def worker_env(client_id: str, sent: list[Message]) -> Environment:
 
 def fake_rows(n: int, capability: str = "cap") -> list[RequestRow]:
     return [
-        (capability, 1e9 + i, 1e9 + i, 1.0, float(i), 200, True, "", 2, None, None, None, 0, None) for i in range(n)
+        (capability, 1e9 + i, 1e9 + i, 1.0, float(i), 200, True, "", 2, None, None, None, 0, None)
+        for i in range(n)
     ]
 
 
