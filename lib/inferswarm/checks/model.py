@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 
@@ -178,3 +179,13 @@ def markdown_table(data: Mapping[str, Any]) -> list[str]:
     for status, name, ms, details in rows:
         lines.append(f"| {status} | {name} | {ms} | {details.replace('|', '/')} |")
     return [*lines, "", summary_line(data) + f" (`{CHECKS_JSON}`)."]
+
+
+def preflight_markdown(run_dir: Path) -> str:
+    """summary.md's "Preflight checks" section from the run directory's checks.json ("" without one)."""
+    try:
+        data = json.loads((run_dir / CHECKS_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    lines = markdown_table(data) if isinstance(data, dict) else []
+    return "\n".join(lines) + "\n" if lines else ""
