@@ -293,7 +293,9 @@ def test_a_typo_in_a_user_class_after_dashdash_is_one_line_and_no_run_directory(
 ) -> None:
     config = write_config(base_config())
     out = tmp_path / "results"
-    proc = inferswarm("run", str(config), "--out", str(out), "--", "text-to-imag")
+    # --no-preflight: nothing listens at base_config's target, and a failed preflight (exit 1, its run
+    # directory kept) would stop the run before Locust could refuse its input
+    proc = inferswarm("run", str(config), "--out", str(out), "--no-preflight", "--", "text-to-imag")
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert stderr.strip().splitlines() == [
