@@ -293,7 +293,9 @@ def test_a_typo_in_a_user_class_after_dashdash_is_one_line_and_no_run_directory(
 ) -> None:
     config = write_config(base_config())
     out = tmp_path / "results"
-    proc = inferswarm("run", str(config), "--out", str(out), "--", "text-to-imag")
+    # --no-preflight: nothing listens at base_config's target, and a failed preflight (exit 1, its run
+    # directory kept) would stop the run before Locust could refuse its input
+    proc = inferswarm("run", str(config), "--out", str(out), "--no-preflight", "--", "text-to-imag")
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert stderr.strip().splitlines() == [
@@ -324,7 +326,9 @@ def test_a_run_against_nothing_listening_has_no_verdict_and_exits_4(
     closed = f"http://127.0.0.1:{free_port()}"  # bound a moment ago, closed now: nothing listens
     config = write_config(base_config(target={"base_url": closed, "request_timeout_s": 2}))
     out = tmp_path / "results"
-    proc = inferswarm("run", str(config), "--out", str(out), "--no-report")
+    # --no-preflight: its connect check would stop the run before any request (exit 1); here the load
+    # itself meets nothing
+    proc = inferswarm("run", str(config), "--out", str(out), "--no-report", "--no-preflight")
     proc.communicate(timeout=90)
     assert proc.returncode == 0  # --no-report: no verdict asked for
     run_dir = only_run_dir(out)
@@ -332,6 +336,6 @@ def test_a_run_against_nothing_listening_has_no_verdict_and_exits_4(
     stdout, _ = report.communicate(timeout=120)
     assert report.returncode == 4, stdout
     assert "unreachable" in stdout and "saturation at" not in stdout
-    proc = inferswarm("run", str(config), "--out", str(tmp_path / "again"))
+    proc = inferswarm("run", str(config), "--out", str(tmp_path / "again"), "--no-preflight")
     proc.communicate(timeout=120)
     assert proc.returncode == 4  # `run` passes the report's verdict on

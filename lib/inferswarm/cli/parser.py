@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from inferswarm.cli.check import add_check_parser
 from inferswarm.cli.compare import cmd_compare
 from inferswarm.cli.orchestrators import add_orchestrators_parser
 from inferswarm.cli.report import cmd_report
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_orchestrators_parser(sub)
     add_trend_parser(sub)
+    add_check_parser(sub)
 
     validate = sub.add_parser("validate", help="check a run config and print what it would do")
     validate.add_argument("config")

@@ -427,6 +427,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             target = ReferenceTarget(settings).__enter__()
             host = target.url
             print(f"inferswarm: reference target on {host}", flush=True)
+        checked = preflight(args, config, host, secrets, run_dir)
+        if isinstance(checked, int):
+            return checked
         extra_flags = [*distributed_args(args), *args.locust_args]
         cmd = locust_command(Path(args.config), run_dir, not args.web, host, extra_flags, args.web_host)
         if args.master:
@@ -442,6 +445,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             extra["parent_signal"] = child.signal
         if target is not None:
             extra["reference_target"] = {"url": target.url, "stats": target.stats()}
+        if checked is not None:
+            extra["preflight"] = checked
         finalize_run_json(run_dir, code, extra)
     finally:
         if target is not None:
@@ -464,6 +469,42 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The report's verdicts: no valid measurement (4) or a failed SLO gate (3); anything else it
     # returned (a crash) is not the run's verdict, the files are there to report again.
     return report_code if report_code in (EXIT_GATE_FAILED, EXIT_NO_MEASUREMENT) else 0
+
+
+def preflight(
+    args: argparse.Namespace, config: RunConfig, host: str | None, secrets: dict[str, str], run_dir: Path
+) -> dict[str, Any] | int | None:
+    """The preflight checks (`checks.preflight`) before any load: their record for run.json (None when
+    skipped), or the exit code (1) when one FAILed; then run.json says so and no load is sent. The
+    report goes into the run directory as checks.json either way."""
+    from inferswarm.checks.model import CHECKS_JSON, summary_line
+    from inferswarm.checks.runner import run_checks
+
+    if getattr(args, "no_preflight", False) or not config.checks.preflight:
+        return None
+    report = run_checks(config, host, secrets, only=config.checks.preflight)
+    data = report.to_dict()
+    with contextlib.suppress(OSError):  # run.json keeps the verdict even where this file cannot go
+        write_json_atomic(run_dir / CHECKS_JSON, data)
+    record = {"summary": data["summary"], "checks": data["tests"]}
+    if report.ok:
+        say(f"inferswarm: preflight checks: {summary_line(data)} ({CHECKS_JSON})")
+        for check in report.tests:
+            if check.status.value == "WARN":
+                say(f"inferswarm: preflight WARN {check.name}: {check.details}")
+        return record
+    say(report.table().rstrip("\n"))
+    first = report.failed[0]
+    print(
+        f"inferswarm: preflight check {first.name} failed, no load sent: {first.details}",
+        file=sys.stderr,
+        flush=True,
+    )
+    finalize_run_json(
+        run_dir, 1, {**end_fields(read_run_json(run_dir) or {}, "preflight_failed", 1), "preflight": record}
+    )
+    say(f"inferswarm: results in {run_dir} (--no-preflight to run anyway)")
+    return 1
 
 
 def cmd_run_worker(args: argparse.Namespace, env: dict[str, str]) -> int:

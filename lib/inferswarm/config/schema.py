@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, create_model, field_validator, model_validator
 
+from inferswarm.checks.config import ChecksConfig
 from inferswarm.derived import is_derived
 from inferswarm.load import LoadContext, LoadKind, load_kinds
 from inferswarm.protocols import CapabilityBase, protocols
@@ -232,6 +233,8 @@ class RunConfig(StrictModel):
     goodput: GoodputConfig | None = None
     """Per-request SLOs for goodput (`goodput_rps`, `goodput_ratio`); needs the request log."""
     report: ReportConfig = Field(default_factory=ReportConfig)
+    checks: ChecksConfig = Field(default_factory=ChecksConfig)
+    """Preflight checks: `inferswarm check`, and before `inferswarm run`; see docs/checks.md."""
 
     _source: Path | None = PrivateAttr(default=None)
 

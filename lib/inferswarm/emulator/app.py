@@ -36,6 +36,7 @@ from inferswarm.emulator.gateway import Gateway, register_gateway
 from inferswarm.emulator.gpu import CapacityExceeded
 from inferswarm.emulator.http import (
     ApiError,
+    MalformedBody,
     OpenAIError,
     Route,
     error_response,
@@ -64,6 +65,8 @@ def create_app(settings: TargetSettings | None = None) -> FastAPI:
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         if isinstance(exc, OpenAIError):
             response = JSONResponse(exc.body(), status_code=exc.status)
+        elif isinstance(exc, MalformedBody) and state.settings.malformed_status is not None:
+            response = error_response(state.settings.malformed_status, exc.message)
         else:
             response = error_response(exc.status, exc.message)
         if exc.status == 401:

@@ -27,6 +27,13 @@ class ApiError(Exception):
         self.message = message
 
 
+class MalformedBody(ApiError):
+    """A request body that is not valid JSON: 400, or the target's `malformed_status`."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
 class OpenAIError(ApiError):
     """An error of the OpenAI API: `{"error": {"message", "type", "param", "code"}}`."""
 
@@ -134,7 +141,7 @@ def json_object(body: bytes) -> dict[str, Any]:
     except TooDeep:
         raise ApiError(400, f"request body nests deeper than {MAX_JSON_DEPTH} levels") from None
     except ValueError:
-        raise ApiError(400, "request body is not valid JSON") from None
+        raise MalformedBody("request body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ApiError(400, "request body must be a JSON object")
     return data

@@ -387,6 +387,9 @@ class TargetSettings(StrictModel):
     queue_depth: int = Field(default=8, ge=0, le=1_000_000)
     """Requests allowed to wait for a slot; beyond slots + queue_depth the target answers 503."""
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=1024**3)
+    malformed_status: int | None = Field(default=None, ge=400, le=599)
+    """Answer a request body that is not valid JSON with this status instead of 400 (e.g. 500: a server
+    that fails on bad input, for `inferswarm check`'s error-handling check to catch)."""
     seed: int | None = Field(default=0, ge=-(2**63), le=2**63 - 1)
     """Seed for service-time sampling; null for a different sequence each start."""
     auth_token_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")

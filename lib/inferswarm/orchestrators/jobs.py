@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import http.client
 import time
-import urllib.parse
 from dataclasses import dataclass
 
+from inferswarm.oneshot import Deadline as _Deadline
+from inferswarm.oneshot import send as _send
 from inferswarm.orchestrators.discovery import Cell
 from inferswarm.protocols import LivepeerCapability, ResponseView, protocol_for
 from inferswarm.protocols.base import PreparedRequest, RequestFailure
 from inferswarm.secrets import Scrubber
 
-MAX_BODY_BYTES = 64 * 1024 * 1024
-"""A job's answer is read up to this much (a video as base64 fits); beyond it the job fails."""
 MAX_MESSAGE_CHARS = 1000
 """An error's message (the gateway's body) is kept up to this length in the stat."""
-READ_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,38 +54,6 @@ class JobResult:
             self.message,
             self.bytes_received,
         ]
-
-
-class _Deadline(Exception):
-    pass
-
-
-def _send(url: str, request: PreparedRequest, timeout_s: float) -> tuple[int, str, bytes]:
-    """(status, content type, body) under one deadline for connect, send and the whole body."""
-    parts = urllib.parse.urlsplit(url)
-    deadline = time.monotonic() + timeout_s
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname or "", parts.port, timeout=timeout_s)
-    try:
-        path = (parts.path.rstrip("/") + request.path) or "/"
-        connection.request(request.method, path, body=request.body, headers=dict(request.headers))
-        response = connection.getresponse()
-        body = bytearray()
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise _Deadline
-            if connection.sock is not None:
-                connection.sock.settimeout(left)
-            chunk = response.read1(READ_CHUNK) if hasattr(response, "read1") else response.read(READ_CHUNK)
-            if not chunk:
-                break
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                raise ValueError(f"answer larger than {MAX_BODY_BYTES // 2**20} MiB")
-        return response.status, response.getheader("Content-Type", ""), bytes(body)
-    finally:
-        connection.close()
 
 
 def run_job(

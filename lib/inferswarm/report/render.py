@@ -12,6 +12,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from inferswarm.checks.model import preflight_markdown
 from inferswarm.load.search import bracket_text
 from inferswarm.report.analysis import analyse
 from inferswarm.report.figures import all_figures
@@ -584,7 +585,7 @@ def write_report(run_dir: Path, png: bool = True) -> tuple[Results, list[str]]:
     results = results.model_copy(update={"figures": sorted(figures)})
     text = json.dumps(results.model_dump(mode="json"), indent=2) + "\n"
     (run_dir / "results.json").write_text(text, encoding="utf-8")
-    summary = summary_markdown(results)
+    summary = summary_markdown(results) + preflight_markdown(run_dir)
     (run_dir / "summary.md").write_text(summary, encoding="utf-8")
     (run_dir / "report.html").write_text(report_html(summary, figures), encoding="utf-8")
     return results, messages
