@@ -46,7 +46,7 @@ def log_rows(lag: bool = True) -> list[tuple[Any, ...]]:
             status = 200 if ok else 503
             category = "" if ok else "capacity"
             rows.append(("cap", intended, send, 1.0, 100.0 * (i + 1) + 5 * j, status, ok, category, 10))
-    return [(*row, None, None, None) for row in rows]
+    return [(*row, None, None, None, 0, None) for row in rows]
 
 
 def columns(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
