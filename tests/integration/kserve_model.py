@@ -9,6 +9,7 @@ must not shadow the standard library's).
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -30,13 +31,18 @@ uvicorn.Config = LoopbackConfig  # KServe's REST server looks it up when it star
 
 class Double(Model):
     def __init__(self) -> None:
-        super().__init__("double")
+        super().__init__("double", return_response_headers=True)  # predict may set response headers
         self.ready = True
 
     async def predict(self, payload: InferRequest, headers: Any = None, response_headers: Any = None) -> Any:
+        started = time.perf_counter()
         tensor = payload.inputs[0]
         x = tensor.as_numpy()
         y = np.asarray(x * 2).astype(x.dtype)
+        if response_headers is not None:
+            # The model's own time in the standard header, as a server that reports compute time does
+            # (KServe adds the model's response headers to the HTTP answer).
+            response_headers["Server-Timing"] = f"compute;dur={(time.perf_counter() - started) * 1000:.3f}"
         output = InferOutput(name="output-0", shape=list(y.shape), datatype=tensor.datatype, data=y)
         # KServe needs a non-None response id; a request may come without one
         return InferResponse(

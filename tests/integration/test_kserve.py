@@ -127,7 +127,13 @@ def test_unknown_output_is_kserves_400(kserve_url: str) -> None:
 def test_inferswarm_run_against_kserve(
     kserve_url: str, write_config: Callable[..., Path], tmp_path: Path
 ) -> None:
-    tensor = {"kind": "tensor", "model": "double", "operation": "double", "input": {"shape": [16, 16]}}
+    tensor = {
+        "kind": "tensor",
+        "model": "double",
+        "operation": "double",
+        "input": {"shape": [16, 16]},
+        "server_timing": {"header": "Server-Timing", "metric": "compute"},
+    }
     config = write_config(
         base_config(
             target={"base_url": kserve_url, "request_timeout_s": 10},
@@ -143,3 +149,10 @@ def test_inferswarm_run_against_kserve(
     summary = results["summary"]  # capability name (and "total") -> its totals
     for name in ("json", "binary"):
         assert summary[name]["requests"] > 0 and summary[name]["failure_ratio"] == 0, summary[name]
+    # KServe carried the model's Server-Timing: every success has its server time and overhead
+    sizes = {s["capability"]: s for s in results["tensor"]["sizes"]}
+    for name in ("json", "binary"):
+        size = sizes[name]
+        assert size["timed_by_server"] == size["successes"] == summary[name]["requests"]
+        assert 0 <= size["server_p50_ms"] < size["client_p50_ms"]
+        assert size["overhead_p50_ms"] > 0

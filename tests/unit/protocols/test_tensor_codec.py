@@ -143,3 +143,76 @@ def test_header_length_of_headers() -> None:
     assert header_length_of({"Content-Type": "application/json"}) is None
     with pytest.raises(ValueError):
         header_length_of({"Inference-Header-Content-Length": "x"})
+
+
+# The Open Inference Protocol's REST request and response objects (kserve/open-inference-protocol,
+# "Inference Request JSON Object" / "Inference Response JSON Object"), as JSON Schema.
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "datatype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+        "datatype": {"enum": [*NUMERIC, "BYTES"]},
+        "parameters": {"type": "object"},
+        "data": {"type": "array"},
+    },
+    "additionalProperties": False,
+}
+INFERENCE_REQUEST = {
+    "type": "object",
+    "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": {"type": "object"},
+        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": {"name": {"type": "string"}, "parameters": {"type": "object"}},
+                "additionalProperties": False,
+            },
+        },
+    },
+    "additionalProperties": False,
+}
+INFERENCE_RESPONSE = {
+    "type": "object",
+    "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": ["string", "null"]},
+        "id": {"type": "string"},
+        "parameters": {"type": ["object", "null"]},
+        "outputs": {"type": "array", "items": _TENSOR},
+    },
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_requests_fit_the_protocols_json_objects(binary: bool) -> None:
+    import jsonschema
+
+    tensors = [TensorData("input-0", "FP32", sample("FP32")), TensorData("mask", "BOOL", sample("BOOL"))]
+    if binary:
+        body, length = encode_binary(tensors, outputs=["output-0"], id="7")
+        document, raw = split(body, length)
+        assert all(t["parameters"]["binary_data_size"] > 0 and "data" not in t for t in document["inputs"])
+        assert len(raw) == sum(t["parameters"]["binary_data_size"] for t in document["inputs"])
+        assert document["outputs"] == [{"name": "output-0", "parameters": {"binary_data": True}}]
+    else:
+        document = json.loads(encode_json(tensors, outputs=["output-0"], id="7"))
+        assert all(len(t["data"]) == 6 for t in document["inputs"])  # flattened, row-major
+    jsonschema.validate(document, INFERENCE_REQUEST)
+    # and the answer a v2 server gives is read back through the same shapes
+    answer = {
+        "model_name": "m",
+        "id": "7",
+        "outputs": [{"name": "output-0", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3, 4, 5, 6]}],
+    }
+    jsonschema.validate(answer, INFERENCE_RESPONSE)
+    decoded = decode_response(json.dumps(answer).encode())["output-0"]
+    assert decoded.array.tolist() == [[1, 2, 3], [4, 5, 6]] and decoded.datatype == "FP32"
