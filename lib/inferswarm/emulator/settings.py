@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from inferswarm.config import ConfigError, RunConfig, read_yaml, validation_error
 from inferswarm.config.errors import looks_like_other_kind
 from inferswarm.protocols.livepeer import PIPELINES
+from inferswarm.protocols.tensor_ops import known_operation
 from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
 
 MAX_MS = MAX_TIMEOUT_S * 1000.0
@@ -337,14 +338,7 @@ class TensorModel(StrictModel):
     max_elements: int = Field(default=16 * 1024 * 1024, ge=1, le=2**31)
     """More input elements are refused with 400 (the body is bounded by max_body_bytes too)."""
 
-    @field_validator("operation")
-    @classmethod
-    def _known_operation(cls, value: str) -> str:
-        from inferswarm.protocols.tensor_ops import OPERATIONS  # local: this block stays self-contained
-
-        if value not in OPERATIONS:
-            raise ValueError(f"unknown operation {value!r}; valid: {', '.join(OPERATIONS)}")
-        return value
+    _known_operation = field_validator("operation")(known_operation)
 
     @field_validator("datatype")
     @classmethod

@@ -150,7 +150,8 @@ def classify_status(status: int, accepted: list[int]) -> RequestFailure | None:
     return RequestFailure(FailureCategory.UNEXPECTED_STATUS, f"HTTP {status}")
 
 
-def _has_path(document: Any, dotted: str) -> bool:
+def value_at(document: Any, dotted: str) -> tuple[bool, Any]:
+    """(found, value) at a dotted path of parsed JSON: `result.label`, `outputs.0.name`."""
     node = document
     for part in dotted.split("."):
         if isinstance(node, dict) and part in node:
@@ -158,8 +159,12 @@ def _has_path(document: Any, dotted: str) -> bool:
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return False
-    return True
+            return False, None
+    return True, node
+
+
+def _has_path(document: Any, dotted: str) -> bool:
+    return value_at(document, dotted)[0]
 
 
 def check_body(body: bytes, criteria: SuccessCriteria) -> RequestFailure | None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import model_validator
 
+from inferswarm.protocols.base import value_at
 from inferswarm.strict import StrictModel
 
 DEFAULT_METRIC = "compute"
@@ -107,15 +108,8 @@ def from_json_header(value: str, key: str = DEFAULT_KEY) -> float | None:
 
 def from_field(document: Any, dotted: str) -> float | None:
     """The number at a dotted path in a parsed JSON answer."""
-    node = document
-    for part in dotted.split("."):
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return _ms(node)
+    found, node = value_at(document, dotted)
+    return _ms(node) if found else None
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:

@@ -55,7 +55,7 @@ from inferswarm.protocols.tensor_codec import (
     nbytes,
     split,
 )
-from inferswarm.protocols.tensor_ops import OPERATIONS, output_shape
+from inferswarm.protocols.tensor_ops import known_operation, output_shape
 from inferswarm.strict import StrictModel
 
 MAX_TENSOR_BYTES = 256 * 1024 * 1024
@@ -161,12 +161,7 @@ class TensorCapability(CapabilityBase):
             return {**data, "path": v2_path(model, version if isinstance(version, str) else None)}
         raise ValueError(f"protocol {protocol} needs a path (the server's endpoint, e.g. /execute)")
 
-    @field_validator("operation")
-    @classmethod
-    def _known_operation(cls, value: str) -> str:
-        if value not in OPERATIONS:
-            raise ValueError(f"unknown operation {value!r}; valid: {', '.join(OPERATIONS)}")
-        return value
+    _known_operation = field_validator("operation")(known_operation)
 
     @field_validator("expect_bytes")
     @classmethod

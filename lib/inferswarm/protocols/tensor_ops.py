@@ -47,6 +47,13 @@ OPERATIONS: dict[str, Callable[[Array], Array]] = {
 }
 
 
+def known_operation(value: str) -> str:
+    """A pydantic validator body: `value` when it names an operation, else the one-line error."""
+    if value not in OPERATIONS:
+        raise ValueError(f"unknown operation {value!r}; valid: {', '.join(OPERATIONS)}")
+    return value
+
+
 def output_shape(operation: str, input_shape: Sequence[int]) -> list[int]:
     """The shape `operation` gives for an input of `input_shape` (ValueError when it takes no such input)."""
     if operation not in OPERATIONS:
