@@ -217,3 +217,31 @@ def test_a_passing_preflight_is_recorded_in_the_run(
         "server_health",
     ]
     assert read_json(run_dir / "checks.json")["tests"] == run["preflight"]["checks"]
+
+
+def test_a_v2_server_is_checked_for_readiness_and_each_configured_model(
+    start_target: StartTarget, write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    target = start_target({"tensor": {"models": [{"name": "double", "operation": "double"}]}})
+
+    def tensor(name: str, model: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": "tensor",
+            "model": model,
+            "operation": "double",
+            "input": {"shape": [4, 4]},
+        }
+
+    config = write_config(
+        base_config(
+            target={"base_url": target.url, "request_timeout_s": 5},
+            capabilities=[tensor("ok", "double"), tensor("missing", "triple")],
+            load={"shape": "stages", "stages": [{"duration_s": 1, "users": 1}]},
+            checks={"enabled": ["http"]},
+        )
+    )
+    code, _, _ = check(config, tmp_path / "out")
+    found = statuses(tmp_path / "out")
+    assert found["v2_health_ready"] == "PASS" and found["v2_model_ready:double"] == "PASS"
+    assert found["v2_model_ready:triple"] == "FAIL" and code == 1  # a model the server does not have

@@ -4,6 +4,7 @@ server's `/v2/health/ready` when a capability is of kind `tensor`. Seed 003's `s
 from __future__ import annotations
 
 import http.client
+from dataclasses import replace
 
 from inferswarm.checks.context import CheckContext, Timer
 from inferswarm.checks.model import Check, Status, details_json
@@ -60,4 +61,17 @@ def run_http(ctx: CheckContext) -> list[Check]:
     checks = [check_route(ctx, "server_health", ctx.checks.health_path, "no health route")]
     if any(c.kind == TENSOR_KIND for c in ctx.config.capabilities):
         checks.append(check_route(ctx, "v2_health_ready", V2_READY, "no v2 readiness route"))
+    models: list[tuple[str, str | None]] = []
+    for capability in ctx.config.capabilities:
+        model = getattr(capability, "model", None)
+        if capability.kind == TENSOR_KIND and getattr(capability, "protocol", None) == "v2" and model:
+            version = getattr(capability, "model_version", None)
+            if (model, version) not in models:
+                models.append((model, version))
+    for model, version in models:
+        path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/ready"
+        check = check_route(ctx, f"v2_model_ready:{model}", path, "the server does not know this model")
+        if check.status is Status.WARN and '"status": 404' in check.details:
+            check = replace(check, status=Status.FAIL)  # a v2 server without the model cannot answer it
+        checks.append(check)
     return checks
