@@ -212,7 +212,7 @@ def test_plain_locust_bad_config_exits_2(write_config: Callable[..., Path]) -> N
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"inferswarm: {config}: capabilities[0].kind: unknown kind 'grpc'; "
-        "valid: 'byoc', 'groundlight', 'json', 'livepeer', 'multipart', 'openai'"
+        "valid: 'byoc', 'groundlight', 'json', 'livepeer', 'multipart', 'openai', 'tensor'"
     )
     assert "Traceback" not in result.stderr
 

@@ -482,6 +482,10 @@ def preflight(
 
     if getattr(args, "no_preflight", False) or not config.checks.preflight:
         return None
+    if config.load.readiness_plan(config.load_context()) is not None:
+        # A readiness run measures how long the endpoint takes to come up: it may not be up yet.
+        say("inferswarm: preflight skipped: the readiness load waits for the endpoint to come up")
+        return None
     report = run_checks(config, host, secrets, only=config.checks.preflight)
     data = report.to_dict()
     with contextlib.suppress(OSError):  # run.json keeps the verdict even where this file cannot go
