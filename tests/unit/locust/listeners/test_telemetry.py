@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from inferswarm.locust.listeners.telemetry import summary_line
+from pathlib import Path
+from types import SimpleNamespace
+
+from inferswarm.config import parse_config
+from inferswarm.locust.listeners.telemetry import TelemetryHub, summary_line
 from inferswarm.telemetry.samples import sample
+from tests.conftest import base_config
 
 
 def test_summary_line_names_the_busiest_generator_and_each_gpu() -> None:
@@ -27,3 +32,25 @@ def test_summary_line_names_the_busiest_generator_and_each_gpu() -> None:
         "gpu0 97% 30.0/80.0 GiB 310 W | loop lag max 13 ms | down: dcgm-1"
     )
     assert summary_line([], saturated=False) == "telemetry: 0 nodes"
+
+
+def test_the_sample_taken_at_quit_is_recorded_but_never_judged(tmp_path: Path) -> None:
+    """The quit sample's CPU share covers only the milliseconds since the last sample, all shutdown work
+    (a run was once flagged saturated on a 98.9% quit reading after readings of 2%)."""
+    config = parse_config(base_config(telemetry={"interval_s": 1.0}))
+    environment = SimpleNamespace(runner=None, host=None, parsed_options=None)
+    hub = TelemetryHub(environment, config, tmp_path / "telemetry.csv", {})  # type: ignore[arg-type]
+    at_quit = [sample(3.07, hub.node, "process", "pid1", "process_cpu_pct", 98.9)]
+    hub.sampling = SimpleNamespace(  # type: ignore[assignment]
+        probe=SimpleNamespace(stop=lambda: None), collect=lambda in_thread: at_quit
+    )
+    hub.add([sample(float(t), hub.node, "process", "pid1", "process_cpu_pct", 2.0) for t in (1, 2)])
+    hub.stop()
+    assert not hub.saturation.saturated
+    rows = (tmp_path / "telemetry.csv").read_text().splitlines()
+    assert any(",process_cpu_pct,98.9," in row for row in rows)  # the timeline keeps it
+    assert not any("generator_saturated" in row for row in rows)
+    # a reading over a whole interval is judged as before
+    judged = TelemetryHub(environment, config, tmp_path / "t2.csv", {})  # type: ignore[arg-type]
+    judged.add(at_quit)
+    assert judged.saturation.saturated
