@@ -39,6 +39,16 @@ def literal_tag(model: type[BaseModel], field: str) -> str:
     return tags[0]
 
 
+def first_duplicate(values: Sequence[str]) -> str | None:
+    """The first value that appears more than once (for "... appears twice" errors), or None."""
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
+
+
 def no_such_name(what: str, name: str, known: Sequence[str]) -> str:
     """`no <what> named 'x' (did you mean 'y'?)`, or the known names when none is close: the one
     wording for a reference to something the config does not have."""

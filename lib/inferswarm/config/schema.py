@@ -53,6 +53,13 @@ def url_problem(url: str) -> str | None:
     return None
 
 
+def resolve_assets(source: Path | None, assets_dir: str) -> Path:
+    """A config's assets folder: `assets_dir` relative to the config file (the working directory for a
+    config that did not come from a file)."""
+    base = source.parent if source else Path.cwd()
+    return (base / assets_dir).resolve()
+
+
 def redact_url(url: str) -> str:
     """`url` with any `user:password@` replaced, for messages."""
     scheme, sep, rest = url.partition("://")
@@ -259,8 +266,7 @@ class RunConfig(StrictModel):
 
     @property
     def assets_path(self) -> Path:
-        base = self._source.parent if self._source else Path.cwd()
-        return (base / self.assets_dir).resolve()
+        return resolve_assets(self._source, self.assets_dir)
 
     def load_context(self) -> LoadContext:
         """What the load kind may know about the rest of the config."""

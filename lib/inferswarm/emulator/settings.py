@@ -13,7 +13,7 @@ from inferswarm.config import ConfigError, RunConfig, read_yaml, validation_erro
 from inferswarm.config.errors import looks_like_other_kind
 from inferswarm.protocols.livepeer import PIPELINES
 from inferswarm.protocols.tensor_ops import known_operation
-from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel
+from inferswarm.strict import MAX_RUN_S, MAX_TIMEOUT_S, StrictModel, first_duplicate
 
 MAX_MS = MAX_TIMEOUT_S * 1000.0
 
@@ -194,8 +194,7 @@ class EdgeSettings(StrictModel):
     @field_validator("detectors")
     @classmethod
     def _unique_ids(cls, value: list[EdgeDetector]) -> list[EdgeDetector]:
-        ids = [d.id for d in value]
-        dup = next((i for i in ids if ids.count(i) > 1), None)
+        dup = first_duplicate([d.id for d in value])
         if dup is not None:
             raise ValueError(f"detector id {dup!r} appears twice")
         return value
@@ -291,7 +290,7 @@ class GatewaySettings(StrictModel):
             ("address", [o.address for o in value]),
             ("service_uri", [o.base_uri for o in value]),
         ):
-            dup = next((k for k in keys if keys.count(k) > 1), None)
+            dup = first_duplicate(keys)
             if dup is not None:
                 raise ValueError(f"orchestrator {what} {dup!r} appears twice")
         return value

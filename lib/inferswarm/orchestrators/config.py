@@ -16,9 +16,9 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 
 from inferswarm.config.errors import ConfigError, looks_like_other_kind, validation_error
 from inferswarm.config.loading import read_yaml
-from inferswarm.config.schema import url_problem
+from inferswarm.config.schema import resolve_assets, url_problem
 from inferswarm.protocols.livepeer import PIPELINES, LivepeerCapability, Pipeline
-from inferswarm.strict import MAX_TIMEOUT_S, StrictModel
+from inferswarm.strict import MAX_TIMEOUT_S, StrictModel, first_duplicate
 
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 DEFAULT_FILES = {"image": "image-64x48.png", "audio": "tone-1s-16khz.wav"}
@@ -220,8 +220,7 @@ class OrchestratorsConfig(StrictModel):
     @field_validator("pipelines")
     @classmethod
     def _one_entry_per_pipeline(cls, value: list[PipelineJob]) -> list[PipelineJob]:
-        uris = [p.uri for p in value]
-        dup = next((u for u in uris if uris.count(u) > 1), None)
+        dup = first_duplicate([p.uri for p in value])
         if dup is not None:
             raise ValueError(f"pipeline {dup!r} appears twice")
         return value
@@ -232,8 +231,7 @@ class OrchestratorsConfig(StrictModel):
 
     @property
     def assets_path(self) -> Path:
-        base = self._source.parent if self._source else Path.cwd()
-        return (base / self.assets_dir).resolve()
+        return resolve_assets(self._source, self.assets_dir)
 
     def pipeline(self, uri: str) -> PipelineJob | None:
         return next((p for p in self.pipelines if p.uri == uri), None)

@@ -40,7 +40,7 @@ from inferswarm.report.results import SCHEMA_VERSION
 from inferswarm.rundir import ORCH_KIND, RUN_JSON, iso, read_run_json
 
 if TYPE_CHECKING:
-    from inferswarm.report.trend_render import TrendReport
+    pass
 
 RESULTS_JSON = "results.json"
 DEFAULT_K = 3.0
@@ -533,17 +533,3 @@ def analyse(
     for point in points:
         groups.setdefault(point.name, []).append(point)
     return [analyse_config(name, groups[name], k, window, chosen) for name in sorted(groups)]
-
-
-def write_trend(
-    points: Sequence[RunPoint],
-    out_dir: Path,
-    k: float = DEFAULT_K,
-    window: int = DEFAULT_WINDOW,
-    metrics: Sequence[str] | None = None,
-    notes: Sequence[str] = (),
-) -> TrendReport:
-    """`trend_render.write_trend`: judge `points` and write trend.md, trend.json and trend.html."""
-    from inferswarm.report.trend_render import write_trend as write
-
-    return write(points, out_dir, k, window, metrics, notes)

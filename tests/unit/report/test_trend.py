@@ -12,7 +12,8 @@ import pytest
 from inferswarm.cli.parser import main
 from inferswarm.report.analysis import analyse as analyse_run
 from inferswarm.report.load import load_run
-from inferswarm.report.trend import METRICS, RunPoint, analyse, collect, read_point, write_trend
+from inferswarm.report.trend import METRICS, RunPoint, analyse, collect, read_point
+from inferswarm.report.trend_render import write_trend
 from tests.unit.report.synthetic import RAMP, write_run
 
 DAY = 86_400.0
