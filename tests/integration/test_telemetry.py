@@ -3,10 +3,12 @@ sources over loopback HTTP, and a run killed with SIGTERM."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +24,8 @@ from inferswarm.emulator.launcher import ReferenceTarget, free_port, wait_for_ht
 from inferswarm.telemetry.remote import AgentPoller, PrometheusPoller
 from tests.conftest import REPO, base_config
 from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
+
+LOCUST_MASTER_PORT = 5557  # Locust's default --master-bind-port
 
 pytestmark = pytest.mark.integration
 
@@ -303,12 +307,20 @@ def test_processes_fork_workers_that_sample_after_the_fork(
 ) -> None:
     """`inferswarm run ... --processes 2`: Locust forks two workers; each starts its own sampling
     (NVML is opened per process, after the fork) and the master gathers all three, plus the agent
-    given with --agent. The forked workers pass the same fingerprint check as remote ones."""
+    given with --agent. The forked workers pass the same fingerprint check as remote ones.
+
+    Locust's default master port (5557) is held meanwhile: the local master takes a free loopback port
+    of its own, so two such runs on one machine do not collide."""
     target = start_target(TARGET)
     config = write_config(telemetry_config(target, [{"duration_s": 5, "users": 4}], interval_s=0.5))
     out = tmp_path / "results"
-    proc = inferswarm("run", str(config), "--out", str(out), "--agent", agent, "--processes", "2")
-    _, stderr = proc.communicate(timeout=120)
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):  # already taken by another process: taken all the same
+            held = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            held.bind(("127.0.0.1", LOCUST_MASTER_PORT))
+            held.listen()
+        proc = inferswarm("run", str(config), "--out", str(out), "--agent", agent, "--processes", "2")
+        _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr[-3000:]
     run_dir = only_run_dir(out)
     rows = read_csv(run_dir / "locust_telemetry.csv")

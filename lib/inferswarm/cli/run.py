@@ -41,7 +41,7 @@ from inferswarm.config import (
     with_load_override,
 )
 from inferswarm.config.schema import url_problem
-from inferswarm.emulator.launcher import ReferenceTarget
+from inferswarm.emulator.launcher import ReferenceTarget, free_port
 from inferswarm.lifeline import PARENT_PID_ENV, STOP_SIGNALS, die_with_parent
 from inferswarm.rundir import (
     CSV_PREFIX_NAME,
@@ -106,6 +106,12 @@ def distributed_args(args: argparse.Namespace) -> list[str]:
             flags += ["--inferswarm-master-timeout", f"{args.master_timeout:g}"]
     if args.processes:
         flags += ["--processes", str(args.processes)]
+        if not args.worker:
+            # Locust's master for the workers it forks binds port 5557 on every interface by default:
+            # two such runs on one machine collide, and the port is open to the network. The forked
+            # workers read the same options, so one free loopback port serves both ends.
+            port = str(free_port())
+            flags += ["--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port]
     if args.master or (args.processes and not args.worker):
         # A worker lost mid-stage hands its users to the others at once, not at the next stage.
         flags += ["--enable-rebalancing"]
