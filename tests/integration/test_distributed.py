@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -452,3 +453,37 @@ def test_cli_refuses_flags_that_do_not_fit_the_role(write_config: Callable[..., 
             [sys.executable, "-m", "inferswarm.cli", "run", config, *args], capture_output=True, text=True
         )
         assert proc.returncode == 2 and message in proc.stderr, (args, proc.stderr)
+
+
+def test_a_master_port_in_use_is_one_line_and_no_run(
+    write_config: Callable[..., Path], tmp_path: Path
+) -> None:
+    config = str(write_config(base_config()))
+    out = str(tmp_path / "results")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "inferswarm.cli",
+                "run",
+                config,
+                "--master",
+                "--master-port",
+                str(port),
+                "--out",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"inferswarm: --master-port {port}: cannot listen on *:{port}: Address already in use "
+        "(another master on this machine? choose another port)"
+    ]
+    assert not (tmp_path / "results").exists()

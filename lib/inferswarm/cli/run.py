@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -116,6 +117,26 @@ def distributed_args(args: argparse.Namespace) -> list[str]:
         # A worker lost mid-stage hands its users to the others at once, not at the next stage.
         flags += ["--enable-rebalancing"]
     return flags
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why a master could not listen on host:port (Locust's `*` = every interface), or None. Asked before
+    Locust starts so that a port in use is one line, not Locust's traceback and an empty run directory."""
+    bind_host = None if host in ("*", "0.0.0.0") else host
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            bind_host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        return f"{host}: {exc.strerror}"
+    with socket.socket(family, kind, proto) as sock:
+        # As ZeroMQ binds: a port left in TIME_WAIT by an earlier master is free to take.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def check_distributed(args: argparse.Namespace) -> str | None:
@@ -418,6 +439,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_run_worker(args, env)
     if {"-h", "--help"} & set(args.locust_args):  # Locust's own options: nothing runs, no run directory
         return run_locust(locust_command(Path(args.config), None, True, None, ["--help"]), env).code
+    if args.master and (problem := bind_problem(args.master_bind_host, args.master_port)):
+        return error(
+            f"--master-port {args.master_port}: cannot listen on {args.master_bind_host}:{args.master_port}: "
+            f"{problem} (another master on this machine? choose another port)"
+        )
     out = Path(args.out) if args.out else Path(config.output.dir)
     try:
         run_dir = make_run_dir(out, config.name)
