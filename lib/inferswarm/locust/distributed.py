@@ -207,6 +207,11 @@ class WorkerRegistry:
         events.heartbeat_sent.add_listener(self._on_heartbeat)
         events.worker_report.add_listener(self._on_report)
         events.quitting.add_listener(self._on_quitting)
+        # Workers can connect before this registry starts: Locust's master listens from its creation,
+        # and the workers `--processes` forks connect at once. Unvetted, such a worker took users before
+        # its hello was answered, and the requests it reported meanwhile were missing from its count.
+        for node in list(runner.clients.all):
+            self._on_connect(node.id)
         self._greenlet = gevent.spawn(self._watch)
 
     def summary(self) -> dict[str, Any]:

@@ -116,6 +116,40 @@ def test_a_connecting_worker_is_not_ready_until_its_fingerprint_is_checked(
         runner.quit()
 
 
+def test_a_worker_connected_before_the_registry_started_is_vetted_too(
+    write_config: Callable[..., Path],
+) -> None:
+    """The workers `--processes` forks connect while the master is still starting; such a worker took
+    users before its hello was answered, and what it reported meanwhile was missing from its count."""
+    import gevent
+    from locust import __version__ as locust_version
+    from locust.env import Environment
+    from locust.rpc import Message
+
+    from inferswarm.emulator.launcher import free_port
+    from inferswarm.locust.distributed import HELLO, WorkerRegistry
+
+    config = load_config(write_config(base_config(), "m.yaml"))
+    env = Environment(user_classes=[])
+    runner = env.create_master_runner("127.0.0.1", free_port())
+    try:
+        runner.handle_message("w1", Message("client_ready", locust_version, "w1"))
+        registry = WorkerRegistry(env, config, on_change=lambda _summary: None)
+        registry.start()
+        assert runner.clients.ready == []
+        gevent.sleep(0)  # the hold-out runs
+        assert "w1" not in runner.clients
+        hello = {"fingerprint": fingerprint(config), "node": "worker@test", "hostname": "h", "pid": 1}
+        runner.handle_message("w1", Message(HELLO, hello, "w1"))
+        assert [node.id for node in runner.clients.ready] == ["w1"]
+        total = {"num_requests": 8, "num_failures": 1}
+        env.events.worker_report.fire(client_id="w1", data={"stats_total": total, "user_count": 2})
+        [joined] = registry.summary()["joined"]
+        assert (joined["id"], joined["requests"], joined["failures"]) == ("w1", 8, 1)
+    finally:
+        runner.quit()
+
+
 def test_a_refused_worker_that_connects_again_is_never_ready(write_config: Callable[..., Path]) -> None:
     """Locust's worker repeats `client_ready` when the master's ack is slow (a busy machine); a refused
     worker's repeat must not put it back among the ready workers a headless master counts."""
