@@ -4,7 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo check lint typecheck test format clean
+# The tests run as this many pytest processes side by side (scripts/pytest_shards.py).
+SHARDS ?= 3
+
+.PHONY: demo check lint typecheck test test-serial durations format clean
 
 $(BIN)/inferswarm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +26,15 @@ typecheck: $(BIN)/inferswarm
 	$(BIN)/mypy
 
 test: $(BIN)/inferswarm
+	$(BIN)/python scripts/pytest_shards.py --shards $(SHARDS)
+
+# One pytest process, in file order (e.g. to debug an interaction between tests).
+test-serial: $(BIN)/inferswarm
 	$(BIN)/pytest -q
+
+# Records every test's duration for the shards' balance: after adding or much changing slow tests.
+durations: $(BIN)/inferswarm
+	$(BIN)/pytest -q -p no:cacheprovider --store-durations --durations-path tests/durations.json
 
 check: lint typecheck test
 
