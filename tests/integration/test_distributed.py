@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from inferswarm.emulator.launcher import ReferenceTarget, free_port
+from inferswarm.requests_file import StreamFile
 from tests.conftest import REPO, base_config
 from tests.integration.runs import aggregated_history, inferswarm, only_run_dir, read_csv, read_json
 
@@ -380,6 +381,15 @@ def test_workers_leave_by_themselves_when_the_master_dies(
     c.master.communicate(timeout=30)
     run = read_json(run_dir / "run.json")
     assert run["status"] == "killed" and run["ended_at"]  # filled in by the `inferswarm run` around it
+    # The request log the dead master was appending to became Parquet, as at a clean end.
+    parquet, stream = run_dir / "locust_requests.parquet", run_dir / "locust_requests.arrows"
+    assert run["files"]["requests"] == parquet.name and pq.read_metadata(parquet).num_rows > 0
+    if stream.exists():  # killed inside a batch: the stream stays beside the Parquet file
+        left = StreamFile(stream)
+        assert sum(b.num_rows for b in left.batches()) == pq.read_metadata(parquet).num_rows and left.cut
+        assert run["files"]["requests_stream"] == stream.name
+    else:
+        assert "requests_stream" not in run["files"]
 
 
 def test_workers_with_another_config_or_code_are_refused(

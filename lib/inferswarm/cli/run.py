@@ -47,6 +47,7 @@ from inferswarm.lifeline import PARENT_PID_ENV, STOP_SIGNALS, die_with_parent
 from inferswarm.rundir import (
     CSV_PREFIX_NAME,
     RUN_JSON,
+    RunFiles,
     RunRecord,
     end_fields,
     make_run_dir,
@@ -231,11 +232,35 @@ def finalize_run_json(run_dir: Path, exit_code: int, extra: dict[str, Any]) -> N
         return
     if data.get("ended_at") is None:
         data.update(end_fields(data, "killed" if exit_code < 0 else "failed", exit_code))
+        data.update(settle_request_log(run_dir, data))
     data.update(extra)
     try:
         write_json_atomic(run_dir / RUN_JSON, data)
     except OSError:  # a full disk: run.json must still end in a final status
         overwrite_in_place(run_dir / RUN_JSON, json.dumps(data, indent=2) + "\n")
+
+
+def settle_request_log(run_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """An owner that died left its request log as the stream it appends to: rewritten here as Parquet,
+    as the owner does at a clean end, so a killed run's directory has the same files as any other.
+    The stream stays too when its last batch was cut (its whole batches are in both). What changes in
+    run.json: its `files`."""
+    from inferswarm.requests_file import stream_to_parquet
+
+    files = RunFiles(run_dir, CSV_PREFIX_NAME)
+    stream, parquet = files.path("requests_stream"), files.path("requests")
+    if not stream.is_file() or parquet.exists():
+        return {}
+    try:
+        removed = stream_to_parquet(stream, parquet)
+    except (OSError, ValueError) as exc:  # the report still reads the stream
+        say(f"inferswarm: {stream.name} stays as it is: {exc}")
+        return {}
+    listed = dict(data.get("files") or {})
+    listed["requests"] = parquet.name
+    if removed:
+        listed.pop("requests_stream", None)
+    return {"files": listed}
 
 
 def test_started(run_dir: Path) -> bool:
