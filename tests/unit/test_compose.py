@@ -31,8 +31,36 @@ def test_services_and_ports() -> None:
     assert set(s) == {"target", "agent", "master", "worker"}  # what a plain `docker compose up` starts
     assert s["target"]["ports"] == ["8000:8000"] and s["master"]["ports"] == ["8089:8089"]
     assert "ports" not in s["worker"]  # scalable: workers publish nothing
-    assert all(service["image"] == "inferswarm:latest" and service["init"] for service in s.values())
+    assert all(service["image"] == "inferswarm:latest" for service in s.values())
+    # An init as PID 1 forwards SIGTERM and reaps; not for the agent, whose PID namespace is the host's
+    # (podman refused to start it: "cannot add init binary as PID 1").
+    assert all(service["init"] for name, service in s.items() if name != "agent")
+    assert s["agent"]["pid"] == "host" and s["agent"]["init"] is False
+    # podman-compose starts one replica unless the mode is spelled out
+    assert s["worker"]["deploy"] == {"mode": "replicated", "replicas": "2"}
+    assert all(service["user"] == "root" for service in s.values())
+    assert services({"RUN_AS": "1000:1000"})["master"]["user"] == "1000:1000"
     assert s["master"]["stop_grace_period"] == "60s"  # SIGTERM, then time for the CSVs and the report
+
+
+def test_host_network_override_puts_every_service_on_loopback() -> None:
+    # deploy/compose/host-network.yml with the variables scripts/compose-smoke sets: every address the
+    # stack binds or reaches is 127.0.0.1 (the smoke's load never leaves the machine).
+    override = yaml.safe_load((REPO / "deploy/compose/host-network.yml").read_text())["services"]
+    assert override == {name: {"network_mode": "host"} for name in ("target", "agent", "master", "worker")}
+    loopback = {
+        "BIND_HOST": "127.0.0.1",
+        "TARGET_URL": "http://127.0.0.1:8000",
+        "AGENTS": "http://127.0.0.1:9109",
+        "MASTER_HOST": "127.0.0.1",
+        "RESULTS_DIR": "/tmp/r",
+    }
+    s = services(loopback)
+    target, agent, master, worker = (parse(s[name]) for name in ("target", "agent", "master", "worker"))
+    assert target.host == agent.host == master.master_bind_host == master.web_host == "127.0.0.1"
+    assert master.host == "http://127.0.0.1:8000" and worker.master_host == "127.0.0.1"
+    assert s["master"]["environment"]["INFERSWARM_AGENTS"] == "http://127.0.0.1:9109"
+    assert all(service["volumes"][1] == "/tmp/r:/app/results" for service in s.values())
 
 
 def test_target_command_parses_and_its_settings_load() -> None:

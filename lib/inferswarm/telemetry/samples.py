@@ -111,7 +111,27 @@ def from_wire(rows: Any) -> list[Sample]:
     return out
 
 
+# The inode of Linux's initial PID namespace (PROC_PID_INIT_INO): a process outside it is in a container.
+INITIAL_PID_NAMESPACE = 0xEFFFFFFC
+
+
+def pid_namespace() -> int | None:
+    """This process's PID namespace (its inode), or None where there is no /proc (not Linux)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+
+
 def node_name(role: str) -> str:
-    """`master@host`, `local@host`, `worker@host/pid` (several workers may share a host)."""
+    """`master@host`, `local@host`, `worker@host/pid` (several workers may share a host). A worker in a
+    container of its own gets `worker@host/pid-<PID namespace>`: containers on the host's network share
+    its hostname and often their PIDs too (two compose workers were both `worker@vm/8`, and their
+    telemetry merged into one node)."""
     host = socket.gethostname()
-    return f"{role}@{host}/{os.getpid()}" if role == "worker" else f"{role}@{host}"
+    if role != "worker":
+        return f"{role}@{host}"
+    namespace = pid_namespace()
+    if namespace is None or namespace == INITIAL_PID_NAMESPACE:
+        return f"{role}@{host}/{os.getpid()}"
+    return f"{role}@{host}/{os.getpid()}-{namespace}"

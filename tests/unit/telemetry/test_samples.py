@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import ctypes
 import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
 from decimal import Decimal
 
 import msgpack
 import pytest
 
+from inferswarm.telemetry import samples
 from inferswarm.telemetry.samples import METRIC_UNITS, Sample, from_wire, plain, sample, to_wire
 
 
@@ -60,3 +66,36 @@ def test_malformed_rows_are_dropped() -> None:
     ]
     assert from_wire(rows) == [Sample(*good)]  # type: ignore[arg-type]
     assert from_wire({"not": "a list"}) == []
+
+
+def test_a_worker_outside_the_initial_pid_namespace_names_its_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "h")
+    monkeypatch.setattr(os, "getpid", lambda: 8)
+    monkeypatch.setattr(samples, "pid_namespace", lambda: samples.INITIAL_PID_NAMESPACE)
+    assert samples.node_name("worker") == "worker@h/8"
+    monkeypatch.setattr(samples, "pid_namespace", lambda: None)  # no /proc
+    assert samples.node_name("worker") == "worker@h/8"
+    monkeypatch.setattr(samples, "pid_namespace", lambda: 4026532301)
+    assert samples.node_name("worker") == "worker@h/8-4026532301"
+    assert samples.node_name("master") == "master@h" and samples.node_name("agent") == "agent@h"
+
+
+def test_two_workers_with_one_pid_in_two_containers_get_two_names() -> None:
+    # What two compose workers on the host's network are: one hostname, PID 1 each, two PID namespaces.
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("util-linux's unshare is not installed")
+    code = (
+        "import os; from inferswarm.telemetry import samples; print(os.getpid(), samples.node_name('worker'))"
+    )
+    command = [unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", code]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    if first.returncode != 0 and "Operation not permitted" in first.stderr:
+        pytest.skip("new PID namespaces are not permitted here (unshare needs CAP_SYS_ADMIN)")
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    (pid_a, name_a), (pid_b, name_b) = (out.stdout.split() for out in (first, second))
+    assert pid_a == pid_b == "1"
+    assert name_a.startswith(f"worker@{socket.gethostname()}/1-") and name_a != name_b
