@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # The tests run as this many pytest processes side by side (scripts/pytest_shards.py).
 SHARDS ?= 3
 
-.PHONY: demo check lint typecheck test test-serial durations format clean
+.PHONY: demo check lint typecheck test test-serial durations compose-smoke format clean
 
 $(BIN)/inferswarm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ durations: $(BIN)/inferswarm
 	$(BIN)/pytest -q -p no:cacheprovider --store-durations --durations-path tests/durations.json
 
 check: lint typecheck test
+
+# docker-compose.yml on a real engine (Docker, or Podman set up by the script): build, run, check, down.
+compose-smoke:
+	scripts/compose-smoke
 
 format: $(BIN)/inferswarm
 	$(BIN)/ruff format lib tests locustfiles scripts bench

@@ -1,14 +1,19 @@
 """deploy/kubernetes/inferswarm.yaml cannot be applied here (no cluster): check that its pieces fit the
 code and each other: the config in the ConfigMap is valid, the container args parse as master and
-worker, workers find the master's Service on its port, and both run the same config."""
+worker, workers find the master's Service on its port, and both run the same config; and every resource
+is valid against the Kubernetes API's own schemas (kubernetes-validate, strict)."""
 
 from __future__ import annotations
 
 import argparse
+import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from inferswarm.cli.parser import build_parser
@@ -81,3 +86,37 @@ def test_master_and_workers_meet_through_the_service() -> None:
     assert master.expect_workers == worker_job["spec"]["parallelism"] == worker_job["spec"]["completions"]
     assert master.out == "/results"
     assert {"mountPath": "/results", "name": "results"} in container(master_job)["volumeMounts"]
+
+
+# The oldest Kubernetes still in the upstream support window when this was written, and the newest the
+# validator knows: the manifest uses nothing newer or removed.
+KUBERNETES_VERSIONS = ["1.31", kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_every_resource_validates_against_the_kubernetes_api_schemas(version: str) -> None:
+    # kubernetes-validate checks each resource against the OpenAPI schemas of that Kubernetes release,
+    # strictly: an unknown or misspelled field fails, as `kubectl apply --validate=strict` would.
+    resources = documents()
+    assert {kind for kind, _ in resources} == {"ConfigMap", "PersistentVolumeClaim", "Service", "Job"}
+    for resource in resources.values():
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda job: job["spec"]["template"]["spec"]["containers"][0].update(argz=["run"]),
+            "'argz' was unexpected",
+        ),
+        (lambda job: job["spec"].update(parallelism="four"), "'four' is not of type 'integer'"),
+    ],
+)
+def test_the_schema_check_catches_a_broken_manifest(
+    change: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    job = copy.deepcopy(documents()[("Job", "inferswarm-worker")])
+    change(job)
+    with pytest.raises(kubernetes_validate.ValidationError, match=re.escape(message)):
+        kubernetes_validate.validate(job, KUBERNETES_VERSIONS[-1], strict=True)
