@@ -36,6 +36,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -474,7 +475,9 @@ def check_run_dir(
     # The demo target answers 503 when its emulated GPU queue is full: an answer, and a fair result.
     # Anything else (refused connections, timeouts, bad bodies) means the stack is broken.
     with (run_dir / "locust_failures.csv").open() as f:
-        errors = {row["Error"]: int(row["Occurrences"]) for row in csv.DictReader(f)}
+        errors: dict[str, int] = {}
+        for row in csv.DictReader(f):  # one row per (request name, error)
+            errors[row["Error"]] = errors.get(row["Error"], 0) + int(row["Occurrences"])
     broken = {error: n for error, n in errors.items() if not re.search(r"\bHTTP [45]\d\d\b", error)}
     if broken:
         problems.append(f"locust_failures.csv: failures that are not the target's answers: {broken}")
@@ -484,7 +487,8 @@ def check_run_dir(
     lines.append(f"requests: {requests}, failures: {failures} {errors or ''}")
     lines.append(f"per worker (requests, failures): {per_worker}")
     with (run_dir / "locust_telemetry.csv").open() as f:
-        nodes = {row["node"] for row in csv.DictReader(f)}
+        telemetry = list(csv.DictReader(f))
+    nodes = {row["node"] for row in telemetry}
     roles = sorted({node.split("@")[0] for node in nodes})
     worker_nodes = [node for node in nodes if node.startswith("worker@")]
     if len(worker_nodes) != workers or not {"master", "agent", "target"} <= set(roles):
@@ -493,11 +497,26 @@ def check_run_dir(
             f"expected the master, {workers} workers, the agent and the target"
         )
     lines.append(f"telemetry nodes: {', '.join(sorted(nodes))}")
+    lines.append(f"CPU, median of the samples (100% = one core): {cpu_line(telemetry)}")
     summary = json.loads((run_dir / "results.json").read_text())
     steps = summary.get("steps") or []
     rps = steps[0].get("success_rps") if steps else None
-    lines.append(f"successful requests/s (measured window): {rps}")
+    sent = steps[0].get("rps") if steps else None
+    lines.append(f"requests/s in the measured window: {sent} answered, {rps} successful")
     return Outcome(problems, lines, rps)
+
+
+def cpu_line(telemetry: list[dict[str, str]]) -> str:
+    """Each Locust process's CPU and the host's (from the agent): what bounds the throughput."""
+    series: dict[str, list[float]] = {}
+    for row in telemetry:
+        if row["metric"] == "process_cpu_pct" and row["node"].startswith(("worker@", "master@")):
+            series.setdefault(row["node"].split("@")[0] + " " + row["node"].split("/", 1)[-1], []).append(
+                float(row["value"])
+            )
+        elif row["metric"] == "cpu_util_pct" and row["node"].startswith("agent@") and row["device"] == "host":
+            series.setdefault("host (all cores)", []).append(float(row["value"]))
+    return ", ".join(f"{name} {statistics.median(values):.0f}%" for name, values in sorted(series.items()))
 
 
 # --- main ------------------------------------------------------------------------------------------
