@@ -83,19 +83,32 @@ def test_a_worker_outside_the_initial_pid_namespace_names_its_namespace(
 
 
 def test_two_workers_with_one_pid_in_two_containers_get_two_names() -> None:
-    # What two compose workers on the host's network are: one hostname, PID 1 each, two PID namespaces.
+    # What two compose workers on the host's network are: one hostname, PID 1 each, two PID namespaces,
+    # alive at once (the kernel reuses a namespace's inode number once it is gone, as it reuses PIDs).
     unshare = shutil.which("unshare")
     if unshare is None:
         pytest.skip("util-linux's unshare is not installed")
     code = (
-        "import os; from inferswarm.telemetry import samples; print(os.getpid(), samples.node_name('worker'))"
+        "import os, sys; from inferswarm.telemetry import samples; "
+        "print(os.getpid(), samples.node_name('worker'), flush=True); sys.stdin.read()"
     )
     command = [unshare, "--pid", "--fork", "--mount-proc", sys.executable, "-c", code]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    if first.returncode != 0 and "Operation not permitted" in first.stderr:
+    procs = [
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    try:
+        lines = [proc.stdout.readline().split() for proc in procs if proc.stdout is not None]
+    finally:
+        outputs = [proc.communicate(input="", timeout=60) for proc in procs]
+    if any(
+        proc.returncode != 0 and "Operation not permitted" in err
+        for proc, (_, err) in zip(procs, outputs, strict=True)
+    ):
         pytest.skip("new PID namespaces are not permitted here (unshare needs CAP_SYS_ADMIN)")
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
-    (pid_a, name_a), (pid_b, name_b) = (out.stdout.split() for out in (first, second))
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    (pid_a, name_a), (pid_b, name_b) = lines
     assert pid_a == pid_b == "1"
     assert name_a.startswith(f"worker@{socket.gethostname()}/1-") and name_a != name_b
