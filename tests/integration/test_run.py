@@ -71,12 +71,21 @@ def test_headless_ramp_run(
     # Every capability sent requests, under its fixed stats name.
     stats = {r["Name"]: r for r in read_csv(run_dir / "locust_stats.csv")}
     capabilities = {"text-to-image", "prompt-enhance", "gpu-check"}
-    # each with its success-latency entry: successes only, never more than the capability's requests
-    assert set(stats) == capabilities | {f"{c}:ok" for c in capabilities} | {"Aggregated"}
+    # Each with its success-latency entry holding its successes exactly, where it had any. Each user
+    # runs one capability (one user class each), so the third capability's user first spawns at 4 users
+    # on 2 slots and may see nothing but 503s (61 of 61 on a busy CI machine): no entry is then right.
+    assert (
+        capabilities | {"Aggregated"}
+        <= set(stats)
+        <= capabilities | {f"{c}:ok" for c in capabilities} | {"Aggregated"}
+    )
     assert all(int(r["Request Count"]) > 0 for r in stats.values())
     for c in capabilities:
-        ok, all_ = stats[f"{c}:ok"], stats[c]
-        assert int(ok["Request Count"]) == int(all_["Request Count"]) - int(all_["Failure Count"])
+        successes = int(stats[c]["Request Count"]) - int(stats[c]["Failure Count"])
+        ok = stats.get(f"{c}:ok")
+        assert (int(ok["Request Count"]) if ok else 0) == successes, c
+        assert ok is None or ok["Type"] == "success"
+    assert sum(f"{c}:ok" in stats for c in capabilities) >= 2  # the first step's two users never fail
 
     # The recorded stages are the configured steps, each about its planned length.
     stages = read_csv(run_dir / "locust_stages.csv")
