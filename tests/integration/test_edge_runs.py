@@ -192,7 +192,14 @@ def test_edge_readiness_tolerates_refusals_until_the_endpoint_comes_up(
     started: list[ReferenceTarget] = []
 
     def start_late() -> None:
-        time.sleep(2.0)  # the run is refused meanwhile (seed 001: helm install after the script starts)
+        # The endpoint comes up only after the run was refused (seed 001: helm install after the script
+        # starts). Waiting for the first refused row, not a fixed 2 s: on a busy CI machine the run took
+        # longer than that to send anything, found the endpoint up and saw no refusal.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+            ",refused," in csv.read_text() for csv in (tmp_path / "out").glob("*/locust_readiness.csv")
+        ):
+            time.sleep(0.05)
         started.append(ReferenceTarget(settings, port=port).__enter__())
 
     late = threading.Thread(target=start_late)
