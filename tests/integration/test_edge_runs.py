@@ -100,17 +100,20 @@ def test_edge_fps_matches_the_service_time(tmp_path: Path) -> None:
     figures = edge["capabilities"]["binary"]
     assert figures["edge_share"] == 1.0 and figures["cloud"] == 0
     # One client back to back: each frame's cycle is its answer's time plus the client's own gap before
-    # the next, so FPS is one over the mean cycle, never above one over the mean answer time (one frame
-    # in flight) and the pod's fixed service time bounds both. The mean, not the median: a few slow
-    # answers on a busy machine lower the FPS as they should (the median hid them: 22.0 FPS against
-    # 1000 / 43 ms = 23.3).
+    # the next, so FPS is one over the mean cycle and the pod's fixed service time bounds it. The mean,
+    # not the median: a few slow answers on a busy machine lower the FPS as they should (the median hid
+    # them: 22.0 FPS against 1000 / 43 ms = 23.3).
     answers = edge["steps"][0]["capabilities"]["binary"]["edge_ms"]
     assert FPS_SERVICE_MS <= answers["p50"] < 2 * FPS_SERVICE_MS, answers
+    assert fps <= 1000.0 / FPS_SERVICE_MS
+    # One frame in flight: the answers counted in the window took no longer in all than the window,
+    # plus the one that began before it (a 340 ms stall there, on a loaded machine, made FPS 8 % more
+    # than 1 / mean), plus the mean's 1 ms rounding (edge_ms is a Locust histogram).
+    window_ms, longest_ms = step["seconds"] * 1000.0, step["max_ms"]
     mean_ms = answers["avg"]
-    ceiling = 1000.0 / mean_ms
-    assert fps <= 1000.0 / FPS_SERVICE_MS and fps <= 1.02 * ceiling, (fps, mean_ms)
-    # the client's gap between frames (its HTTP, JSON and image work) is small next to a 40 ms answer
-    assert fps >= 0.85 * ceiling, (fps, mean_ms)
+    assert fps * (mean_ms - 1.0) <= 1000.0 * (1 + longest_ms / window_ms), (fps, mean_ms, longest_ms)
+    # and the client's gap between frames (its HTTP, JSON and image work) is small next to the answer
+    assert fps >= 0.8 * 1000.0 / mean_ms, (fps, mean_ms)
 
 
 READINESS_DETECTORS = [

@@ -180,12 +180,23 @@ def test_a_search_brackets_the_capacity_of_the_service(loopback: Loopback, tmp_p
     run = run_in_process(config, tmp_path)
     assert run.search is not None and run.search.done
     summary = run.search.summary()
-    assert [t["level"] for t in summary["trials"]] == [15, 30, 60, 45, 52.5]
-    assert [t["passed"] for t in summary["trials"]] == [True, True, False, True, False]
-    assert (summary["highest_passing"], summary["lowest_failing"]) == (45, 52.5)
+    levels = [t["level"] for t in summary["trials"]]
+    passed = [t["passed"] for t in summary["trials"]]
+    # far from the capacity the verdicts are certain: doubling from `low` until 60/s fails (a sixth refused)
+    assert levels[:3] == [15, 30, 60] and passed[:3] == [True, True, False]
+    # then bisection between the highest passing and the lowest failing level until 10 apart
+    best, worst = 30.0, 60.0
+    for level, ok in zip(levels[3:], passed[3:], strict=True):
+        assert level == (best + worst) / 2
+        best, worst = (level, worst) if ok else (best, level)
+    assert worst - best <= 10 and (summary["highest_passing"], summary["lowest_failing"]) == (best, worst)
+    # No level above 50/s can pass (two 40 ms slots must refuse a share of it). On a quiet machine the
+    # bracket is (45, 52.5); on a busy one (CI's shards) the arrivals' jitter made 45/s, 90 % of the
+    # slots, refuse a few too, and the bracket was (30, 37.5) + 7.5: the search is right either way.
+    assert best < 50
     # every trial is a recorded stage at its rate
     assert [(s["name"], s["rps"], s["completed"]) for s in run.stages] == [
-        (f"trial {i + 1}", f"{level:g}", "true") for i, level in enumerate([15, 30, 60, 45, 52.5])
+        (f"trial {i + 1}", f"{level:g}", "true") for i, level in enumerate(levels)
     ]
 
 
