@@ -129,6 +129,20 @@ class ResponseView:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def response_view(status: int, content_type: str, body: bytes) -> ResponseView:
+    """`ResponseView(status=status, content_type=content_type, body=body)`, equal to it in every way, at
+    under half the cost: the client builds one per answer, and a frozen dataclass's `__init__` sets each
+    field through `object.__setattr__`. Here the instance gets its whole `__dict__` at once."""
+    view = _new_object(ResponseView)
+    fields = {"status": status, "content_type": content_type, "body": body, "error": None, "extra": {}}
+    _set_attribute(view, "__dict__", fields)
+    return view
+
+
 def classify_exception(error: BaseException) -> RequestFailure:
     """Transport-level failure: the request got no usable HTTP response."""
     name = type(error).__name__

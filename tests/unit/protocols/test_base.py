@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from inferswarm.protocols import FailureCategory, ResponseView, SuccessCriteria, classify, protocol_for
-from inferswarm.protocols.base import RequestFailure
+from inferswarm.protocols.base import RequestFailure, response_view
 
 JSON = SuccessCriteria()
 
@@ -88,3 +90,17 @@ def test_unknown_kind_lists_valid_ones() -> None:
         "openai",
     ):
         protocol_for("grpc")
+
+
+def test_response_view_fast_constructor_is_the_dataclass() -> None:
+    """The client's hot-path constructor builds exactly what the dataclass would, every field included
+    (a field added to ResponseView later must be added there too), and keeps it frozen."""
+    fast = response_view(200, "application/json", b"{}")
+    slow = ResponseView(status=200, content_type="application/json", body=b"{}")
+    assert type(fast) is ResponseView
+    assert fast == slow
+    assert vars(fast) == vars(slow)
+    assert [f.name for f in dataclasses.fields(ResponseView)] == list(vars(fast))
+    assert fast.extra == {} and fast.extra is not response_view(200, "", b"").extra
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.status = 500  # type: ignore[misc]
