@@ -35,13 +35,14 @@ import time
 import traceback
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from http.cookiejar import CookieJar
 from typing import Any, cast
 from urllib.parse import ParseResult
 
 import gevent
 from gevent import getcurrent
+from geventhttpclient.header import Headers
 from geventhttpclient.response import HTTPParseError
 from geventhttpclient.url import URL
 from locust.contrib.fasthttp import FastHttpSession
@@ -188,6 +189,9 @@ class CapabilityClient:
         if not any(k.lower() == "accept-encoding" for k in headers):
             headers["Accept-Encoding"] = DEFAULT_ACCEPT_ENCODING
         self.headers = headers
+        self._wire_headers = Headers(headers)
+        """The same, as geventhttpclient's Headers: it copies them into every request, a dict one field at a
+        time (lower-casing each name), its own kind as they are stored."""
         self.dialect = cast(Dialect | None, protocol.stream_dialect(capability))
         self.polls = protocol.polls(capability)
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
@@ -238,7 +242,9 @@ class CapabilityClient:
         # fired at once (as a restarted gevent.Timeout does).
         deadline = self._loop.timer(self.timeout_s, 0.0, True, -1)
         deadline.start(getcurrent().throw, self._timeout_error, update=True)
-        body, headers = (prepared.body, self.headers) if not self._varies else self._variant()
+        body: bytes | None
+        headers: Mapping[str, Any]
+        body, headers = (prepared.body, self._wire_headers) if not self._varies else self._variant()
         try:
             response = self.session._send_request_safe_mode(  # (geventhttpclient takes a URL too)
                 prepared.method,
