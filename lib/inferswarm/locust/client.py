@@ -18,9 +18,11 @@ up to `max_body_bytes` (`bad_body: too large` beyond, the connection closed, nev
 body shorter than its `Content-Length`, or a chunked one cut before its last chunk, is
 `bad_body: truncated`. Failure messages and escaping exceptions have every secret header value masked
 (`inferswarm.secrets.Scrubber`) before anything stores or prints them. The hot path is
-kept lean on purpose (a load generator must not be the bottleneck): the URL and headers are built once,
-and the request event is fired directly rather than through the
-session's response context manager. `bench/user_overhead.py` measures it against a bare FastHttpUser.
+kept lean on purpose (a load generator must not be the bottleneck): the URL is built and parsed once
+(`FixedURL`), the headers built once as geventhttpclient's own `Headers`, the cookie jar does nothing
+while there is nothing to do (`LeanCookieJar`), and the request event is fired directly rather than
+through the session's response context manager. `bench/user_overhead.py` measures it against a bare
+FastHttpUser; `bench/hotpath_callgrind.py` counts its instructions per request.
 
 When the request log is on (`output.request_log`), every request also appends one plain tuple to the
 process's log (`inferswarm.locust.outcome.RequestRow`): its exact timings, with no event and no dict.
