@@ -36,6 +36,8 @@ class Reply:
     content_type: str = "application/json"
     delay_s: float = 0.0
     """Sleep this long before answering (a slow service)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """More response headers (Set-Cookie, Location)."""
 
 
 Handler = Callable[[Request], Reply]
@@ -66,7 +68,7 @@ class Loopback:
         if reply.delay_s:
             gevent.sleep(reply.delay_s)
         status = f"{reply.status} {http.HTTPStatus(reply.status).phrase}"
-        out_headers = [("Content-Type", reply.content_type)]
+        out_headers = [("Content-Type", reply.content_type), *reply.headers]
         if isinstance(reply.body, bytes):
             out_headers.append(("Content-Length", str(len(reply.body))))
             start_response(status, out_headers)

@@ -18,9 +18,11 @@ up to `max_body_bytes` (`bad_body: too large` beyond, the connection closed, nev
 body shorter than its `Content-Length`, or a chunked one cut before its last chunk, is
 `bad_body: truncated`. Failure messages and escaping exceptions have every secret header value masked
 (`inferswarm.secrets.Scrubber`) before anything stores or prints them. The hot path is
-kept lean on purpose (a load generator must not be the bottleneck): the URL and headers are built once,
-and the request event is fired directly rather than through the
-session's response context manager. `bench/user_overhead.py` measures it against a bare FastHttpUser.
+kept lean on purpose (a load generator must not be the bottleneck): the URL is built and parsed once
+(`FixedURL`), the headers built once as geventhttpclient's own `Headers`, the cookie jar does nothing
+while there is nothing to do (`LeanCookieJar`), and the request event is fired directly rather than
+through the session's response context manager. `bench/user_overhead.py` measures it against a bare
+FastHttpUser; `bench/hotpath_callgrind.py` counts its instructions per request.
 
 When the request log is on (`output.request_log`), every request also appends one plain tuple to the
 process's log (`inferswarm.locust.outcome.RequestRow`): its exact timings, with no event and no dict.
@@ -35,14 +37,19 @@ import time
 import traceback
 import uuid
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from http.cookiejar import CookieJar
 from typing import Any, cast
+from urllib.parse import ParseResult
 
 import gevent
 from gevent import getcurrent
+from geventhttpclient.header import Headers
 from geventhttpclient.response import HTTPParseError
+from geventhttpclient.url import URL
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
+from locust.stats import StatsEntry
 
 from inferswarm import derived
 from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS, RequestRow, request_rows
@@ -55,6 +62,7 @@ from inferswarm.protocols import (
     Protocol,
     RequestFailure,
     ResponseView,
+    response_view,
 )
 from inferswarm.protocols.llm_stream import Dialect, StreamRecord
 from inferswarm.protocols.sse import SseParser
@@ -77,6 +85,43 @@ TOO_LARGE = "too large"
 EVERY_STATUS = frozenset(range(100, 600))
 """Statuses the session hands back as answers. Its default treats 4xx/5xx as errors and reads their whole
 body, without a bound, into a debug log; here every body is read by `_read_body`, within the cap."""
+
+
+class FixedURL(URL):
+    """geventhttpclient's URL with its parts read once: a capability sends to one URL all run long, and
+    geventhttpclient reads host, port, request URI and the percent-encoded request URI off the parsed
+    URL on every request (`urllib.parse`'s host parsing, a requote). The same values, as plain slots
+    (which take precedence over the base class's properties). A redirect makes a new one from its parts.
+    """
+
+    __slots__ = ("_text", "host", "hostname", "netloc", "port", "quoted_uri", "request_uri", "scheme")
+
+    def __init__(self, url: str | ParseResult = "", params: Any = None) -> None:
+        plain = URL(url, params)
+        self._parsed = plain._parsed
+        # the string as given, as geventhttpclient keeps a request's URL given as a string
+        self._text = url if isinstance(url, str) and params is None else str(plain)
+        for part in ("scheme", "netloc", "host", "hostname", "port", "request_uri", "quoted_uri"):
+            setattr(self, part, getattr(plain, part))
+
+    def __str__(self) -> str:
+        return self._text
+
+
+class LeanCookieJar(CookieJar):
+    """Locust's cookie jar, minus its work when there is nothing to do: with no cookie kept, no request
+    gets a Cookie header, and an answer without Set-Cookie or Set-Cookie2 sets none; both checks are made
+    before the lock and the policy's clock (which every call that does work sets anew). Any cookie is
+    handled as `CookieJar` handles it."""
+
+    def add_cookie_header(self, request: Any) -> None:
+        if self._cookies:  # type: ignore[attr-defined]
+            super().add_cookie_header(request)
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        headers = response.info()
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response, request)
 
 
 def _status(response: Any) -> int:
@@ -136,10 +181,19 @@ class CapabilityClient:
         self.name = capability.name
         self.base_url = base_url
         self.url = base_url + prepared.path
+        self._url = FixedURL(self.url)
+        if type(session.cookiejar) is CookieJar and type(session.client.cookiejar) is CookieJar:
+            jar = LeanCookieJar(session.cookiejar._policy)  # type: ignore[attr-defined]
+            for cookie in session.cookiejar:
+                jar.set_cookie(cookie)
+            session.cookiejar = session.client.cookiejar = jar
         headers = dict(prepared.headers)
         if not any(k.lower() == "accept-encoding" for k in headers):
             headers["Accept-Encoding"] = DEFAULT_ACCEPT_ENCODING
         self.headers = headers
+        self._wire_headers = Headers(headers)
+        """The same, as geventhttpclient's Headers: it copies them into every request, a dict one field at a
+        time (lower-casing each name), its own kind as they are stored."""
         self.dialect = cast(Dialect | None, protocol.stream_dialect(capability))
         self.polls = protocol.polls(capability)
         self._timeout_error = TimeoutError(f"no response in {timeout_s}s")
@@ -148,6 +202,10 @@ class CapabilityClient:
         self._fire: Callable[..., None] = environment.events.request.fire
         self._ok_name = derived.entry_name(self.name, derived.OK)
         self._from_intended_name = derived.entry_name(self.name, derived.FROM_INTENDED)
+        self._ok_entries: dict[tuple[str, str], StatsEntry] | None = None
+        self._ok_entry: StatsEntry | None = None
+        """`<name>:ok`'s statistics entry, looked up once per entries dict: Locust resets entries in place
+        (`reset_all`, a worker's report) and replaces the dict (`clear_all`, a new test) to start afresh."""
         rows = request_rows(environment)
         self._log_row: Callable[[RequestRow], None] | None = rows.append if rows is not None else None
         self._stream_record: StreamRecord | None = None
@@ -186,10 +244,15 @@ class CapabilityClient:
         # fired at once (as a restarted gevent.Timeout does).
         deadline = self._loop.timer(self.timeout_s, 0.0, True, -1)
         deadline.start(getcurrent().throw, self._timeout_error, update=True)
-        body, headers = (prepared.body, self.headers) if not self._varies else self._variant()
+        body: bytes | None
+        headers: Mapping[str, Any]
+        body, headers = (prepared.body, self._wire_headers) if not self._varies else self._variant()
         try:
-            response = self.session._send_request_safe_mode(
-                prepared.method, self.url, payload=body, headers=headers
+            response = self.session._send_request_safe_mode(  # (geventhttpclient takes a URL too)
+                prepared.method,
+                self._url,  # type: ignore[arg-type]
+                payload=body,
+                headers=headers,
             )
             status = _status(response)
             if status:  # the session returns once the headers are in (a stream's body follows them)
@@ -222,7 +285,11 @@ class CapabilityClient:
         server_ms: float | None = None
         if failure is None:
             # Successes again under `<name>:ok`: the headline latency leaves fast failures out.
-            self.environment.stats.get(self._ok_name, derived.SUCCESS_TYPE).log(cast(int, elapsed_ms), 0)
+            entries, entry = self.environment.stats.entries, self._ok_entry
+            if entry is None or entries is not self._ok_entries:  # the first, or a clear_all since the last
+                entry = self._ok_entry = entries[(self._ok_name, derived.SUCCESS_TYPE)]
+                self._ok_entries = entries
+            entry.log(cast(int, elapsed_ms), 0)
             if intended_s is not None:
                 from_intended_ms = (start_time - intended_s) * 1000.0 + elapsed_ms
                 stats = self.environment.stats
@@ -308,7 +375,7 @@ class CapabilityClient:
         if self._wants_headers:
             view = ResponseView(status, _content_type(response), body, extra={"headers": _headers(response)})
         else:
-            view = ResponseView(status=status, content_type=_content_type(response), body=body)
+            view = response_view(status, _content_type(response), body)
         if self._observes:
             self._answer = view
         if self.polls:
@@ -376,7 +443,7 @@ class CapabilityClient:
                     body, problem = self._read_body(answer)
                     if problem is not None:
                         return problem, status
-                    view = ResponseView(status=status, content_type=_content_type(answer), body=body)
+                    view = response_view(status, _content_type(answer), body)
                     if self._observes:
                         self._answer = view
                 else:
@@ -400,7 +467,7 @@ class CapabilityClient:
             body, unread = self._read_body(response)
             if unread is not None and unread.category is FailureCategory.TIMEOUT:
                 return unread, status, len(body), _ms(started)
-        view = ResponseView(status=status, content_type=_content_type(response), body=body)
+        view = response_view(status, _content_type(response), body)
         if self._observes:
             self._answer = view  # the stream's head: its status and content type
         failure = self.protocol.classify(self.capability, view)

@@ -32,6 +32,7 @@ from inferswarm.protocols.base import (
     protocol_for,
     protocols,
     register_protocol,
+    response_view,
 )
 from inferswarm.protocols.byoc import ByocCapability
 from inferswarm.protocols.groundlight import GroundlightCapability
@@ -64,4 +65,5 @@ __all__ = [
     "protocol_for",
     "protocols",
     "register_protocol",
+    "response_view",
 ]

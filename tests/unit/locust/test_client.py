@@ -9,11 +9,12 @@ from typing import Any, Literal
 
 import gevent
 import pytest
+from geventhttpclient.url import URL
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
 
 from inferswarm import derived
-from inferswarm.locust.client import DEFAULT_ACCEPT_ENCODING, CapabilityClient
+from inferswarm.locust.client import DEFAULT_ACCEPT_ENCODING, CapabilityClient, FixedURL
 from inferswarm.locust.outcome import OBSERVATIONS, SLOT, STATUS
 from inferswarm.protocols import (
     PENDING,
@@ -81,6 +82,84 @@ def test_one_request_success(env: Environment, fired: list[dict[str, Any]], loop
     assert json.loads(sent.body) == {"prompt": "a cat"}
     assert sent.headers["content-type"] == "application/json"
     assert sent.headers["accept-encoding"] == DEFAULT_ACCEPT_ENCODING
+
+
+def test_ok_entry_survives_locust_resets(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    """`<name>:ok` counts every success into the entry Locust's statistics hold now: after a reset in
+    place (`reset_all`: --reset-stats, the web UI's reset) and after a new test's `clear_all` (a new
+    entries dict), as it did before them."""
+    loopback.route("POST", "/echo", Reply(200, b"{}"))
+    client = client_for(env, loopback.url, json_capability())
+    ok = ("echo" + ":" + derived.OK, derived.SUCCESS_TYPE)
+    assert derived.entry_name("echo", derived.OK) == ok[0]
+    assert client.send() and client.send()
+    assert env.stats.entries[ok].num_requests == 2
+    env.stats.reset_all()
+    assert client.send()
+    assert env.stats.entries[ok].num_requests == 1
+    env.stats.clear_all()
+    assert client.send() and client.send() and client.send()
+    assert env.stats.entries[ok].num_requests == 3
+    assert env.stats.entries[("echo", "POST")].num_requests == 3
+
+
+def test_cookies_the_server_sets_are_sent_back(env: Environment, loopback: Loopback) -> None:
+    """Cookies work as in Locust's own jar: none sent until the server sets one, then sent with every
+    request; an answer without Set-Cookie leaves them as they are."""
+    answers = iter([Reply(200, b"{}", headers=(("Set-Cookie", "session=abc; Path=/"),))])
+    loopback.route("POST", "/echo", lambda _request: next(answers, Reply(200, b"{}")))
+    client = client_for(env, loopback.url, json_capability())
+    assert client.send() and client.send() and client.send()
+    assert [hit.headers.get("cookie") for hit in loopback.hits("POST", "/echo")] == [
+        None,
+        "session=abc",
+        "session=abc",
+    ]
+    assert [cookie.name for cookie in client.session.cookiejar] == ["session"]
+    assert client.session.client.cookiejar is client.session.cookiejar
+
+
+def test_a_redirect_is_followed_with_its_cookie(
+    env: Environment, fired: list[dict[str, Any]], loopback: Loopback
+) -> None:
+    """A 307 is followed (body and method kept) to its Location with the cookie it set, and the next
+    request goes to the capability's own URL again."""
+    moved = Reply(307, b"{}", headers=(("Location", "/final?x=1"), ("Set-Cookie", "hop=1; Path=/")))
+    loopback.route("POST", "/echo", moved)
+    loopback.route("POST", "/final", Reply(200, b'{"done": true}'))
+    client = client_for(env, loopback.url, json_capability())
+    assert client.send() and client.send()
+    assert [(r.path, r.headers.get("cookie")) for r in loopback.requests] == [
+        ("/echo", None),
+        ("/final", "hop=1"),
+        ("/echo", "hop=1"),
+        ("/final", "hop=1"),
+    ]
+    assert json.loads(loopback.hits("POST", "/final")[0].body) == {"prompt": "a cat"}
+    assert [(e["context"], e["url"]) for e in fired] == [({STATUS: 200}, loopback.url + "/echo")] * 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/infer",
+        "http://example.com/v1/a b/é?x=1&y=a%20b",
+        "https://user:pw@example.com/p;param?q=1#frag",
+        "http://[::1]:9000/x?",
+        "http://example.com",
+    ],
+)
+def test_fixed_url_reads_like_a_url(url: str) -> None:
+    fixed, plain = FixedURL(url), URL(url)
+    assert str(fixed) == url
+    parts = ("scheme", "netloc", "host", "hostname", "port", "request_uri", "quoted_uri", "path", "query")
+    for part in parts:
+        assert getattr(fixed, part) == getattr(plain, part), part
+    assert fixed == plain
+    moved = fixed.redirect("/other?z=2")
+    assert str(moved) == str(plain.redirect("/other?z=2")) and moved.host == plain.host
 
 
 def test_503_is_a_capacity_failure(env: Environment, fired: list[dict[str, Any]], loopback: Loopback) -> None:
