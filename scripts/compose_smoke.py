@@ -41,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -329,7 +330,7 @@ def compose_env(args: argparse.Namespace, results: Path) -> dict[str, str]:
         load["per_user_rps"] = None
     return {
         **os.environ,
-        "UI": "--headless",
+        "UI": "--web" if args.web else "--headless",
         "WORKERS": str(args.workers),
         "CONFIG": args.config,
         "LOAD": json.dumps(load),
@@ -423,6 +424,31 @@ def start(engine: Engine, env: dict[str, str], args: argparse.Namespace) -> str:
     return masters[0]
 
 
+def press_start(workers: int) -> None:
+    """What a user does in the web UI on :8089: wait for every worker to show, then Start (POST /swarm;
+    the config's load shape sets the users, so the form's numbers are only what Locust requires)."""
+    ui = "http://127.0.0.1:8089"
+    if not wait_http(f"{ui}/", 90):
+        raise Failed(f"the master's web UI at {ui} did not answer within 90 s")
+    deadline = time.monotonic() + 90
+    seen = 0
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{ui}/stats/requests", timeout=5) as response:
+            seen = len(json.loads(response.read()).get("workers") or [])
+        if seen >= workers:
+            break
+        time.sleep(1)
+    else:
+        raise Failed(f"the web UI showed {seen} of {workers} workers after 90 s")
+    form = urllib.parse.urlencode({"user_count": 1, "spawn_rate": 1}).encode()
+    request = urllib.request.Request(f"{ui}/swarm", data=form, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer = json.loads(response.read())
+    if not answer.get("success"):
+        raise Failed(f"POST /swarm: {answer}")
+    say(f"web UI: {workers} worker(s) connected, Start pressed")
+
+
 # --- the check -------------------------------------------------------------------------------------
 
 
@@ -434,7 +460,7 @@ class Outcome:
 
 
 def check_run_dir(
-    results: Path, workers: int, status: str = "completed", owner: int | None = None
+    results: Path, workers: int, status: str = "completed", owner: int | None = None, headless: bool = True
 ) -> Outcome:
     """What a compose stress test must leave on the host's volume: one run directory, completed by the
     master with every worker joined, traffic without failures, telemetry from the agent, the target and
@@ -449,9 +475,9 @@ def check_run_dir(
     run_dir = runs[0]
     lines.append(f"run directory: {run_dir}")
     record = json.loads((run_dir / "run.json").read_text())
-    if (record.get("mode"), record.get("status"), record.get("headless")) != ("master", status, True):
+    if (record.get("mode"), record.get("status"), record.get("headless")) != ("master", status, headless):
         found = "/".join(str(record.get(key)) for key in ("mode", "status", "headless"))
-        problems.append(f"run.json: mode/status/headless {found}, expected master/{status}/True")
+        problems.append(f"run.json: mode/status/headless {found}, expected master/{status}/{headless}")
     joined = (record.get("workers") or {}).get("joined") or []
     if len(joined) != workers:
         problems.append(f"run.json: {len(joined)} worker(s) joined, expected {workers}")
@@ -544,10 +570,18 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         metavar="S",
         help="`compose stop master` S seconds after it starts: its report must still be written",
     )
+    parser.add_argument(
+        "--web",
+        action="store_true",
+        help="the compose file's default mode: the master's web UI, started through it as a user would "
+        "press Start, then stopped (--stop-after, default 15)",
+    )
     parser.add_argument("--timeout", type=int, default=300, help="seconds the master may run (default 300)")
     args = parser.parse_args(argv)
     if args.workers < 1 or args.users < 1 or args.duration < 1:
         parser.error("--workers, --users and --duration must be at least 1")
+    if args.web and not args.stop_after:
+        args.stop_after = 15  # a web-mode master runs until it is stopped
     return args
 
 
@@ -577,6 +611,8 @@ def main(argv: Sequence[str]) -> int:
         started = time.monotonic()
         with stack(engine, env, results / "compose-logs"):
             master = start(engine, env, args)
+            if args.web:
+                press_start(args.workers)
             if args.stop_after:
                 # `compose stop master`: SIGTERM, then the file's stop_grace_period (60 s) before SIGKILL.
                 time.sleep(args.stop_after)
@@ -592,7 +628,8 @@ def main(argv: Sequence[str]) -> int:
             for name, service in containers(engine).items():
                 if service == "worker" and (worker_code := wait_exit(engine, name, 60)) != 0:
                     raise Failed(f"{name} exited {worker_code} after the master ended (expected 0)")
-        outcome = check_run_dir(results, args.workers, "interrupted" if args.stop_after else "completed", uid)
+        status = "interrupted" if args.stop_after else "completed"
+        outcome = check_run_dir(results, args.workers, status, uid, headless=not args.web)
         for line in outcome.lines:
             say(line)
         if outcome.problems:

@@ -105,6 +105,11 @@ def test_an_interrupted_run_must_say_so_and_files_of_another_owner_are_named(tmp
         == "run.json: mode/status/headless master/completed/True, expected master/interrupted/True"
     )
     assert problems[1].startswith(f"owned by another user than {folder.stat().st_uid + 1} (RUN_AS)")
+    # a web-mode check of a headless run
+    problems = smoke.check_run_dir(folder.parent, 2, headless=False).problems
+    assert problems == [
+        "run.json: mode/status/headless master/completed/True, expected master/completed/False"
+    ]
 
 
 @pytest.mark.parametrize("found", [0, 2])
