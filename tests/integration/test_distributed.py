@@ -278,7 +278,11 @@ def test_a_master_splits_the_offered_rate_so_its_workers_send_it_together(
     seconds = float(stage["end_epoch_s"]) - float(stage["start_epoch_s"])
     joined = read_json(run_dir / "run.json")["workers"]["joined"]
     # each worker sent about half, and together the offered rate over the stage
-    assert len(joined) == 2 and all(abs(w["requests"] / seconds - 20) < 2 for w in joined), joined
+    assert len(joined) == 2 and all(abs(w["requests"] / seconds - 20) < 2 for w in joined), (
+        seconds,
+        [(w["requests"], w.get("failures")) for w in joined],
+        read_json(run_dir / "run.json").get("schedule"),
+    )
     requests = int(rows_by_name(run_dir)["Aggregated"]["Request Count"])
     assert requests / seconds == pytest.approx(40, rel=0.03)
     served = target.stats()
