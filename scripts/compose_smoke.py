@@ -166,16 +166,22 @@ def podman_settings(cache: Path) -> dict[str, str]:
     return {"CONTAINERS_CONF": str(conf)}
 
 
+def tools(cache: Path) -> Path:
+    """The bin folder of this script's own virtual environment (podman-compose, the wheelhouse's pip)."""
+    venv = cache / "tools"
+    if not (venv / "bin" / "pip").exists():
+        run([sys.executable, "-m", "venv", str(venv)], 120)
+    return venv / "bin"
+
+
 def podman_compose(cache: Path) -> list[str]:
     found = shutil.which("podman-compose")
     if found:
         return [found]
-    tools = cache / "tools"
-    exe = tools / "bin" / "podman-compose"
+    exe = tools(cache) / "podman-compose"
     if not exe.exists():
-        say("installing podman-compose (PyPI) into " + str(tools))
-        run([sys.executable, "-m", "venv", str(tools)], 120)
-        run([str(tools / "bin" / "pip"), "install", "-q", "podman-compose>=1.1"], 300)
+        say(f"installing podman-compose (PyPI) into {exe.parent.parent}")
+        run([str(exe.parent / "pip"), "install", "-q", "podman-compose>=1.1"], 300)
     return [str(exe)]
 
 
@@ -253,13 +259,8 @@ def wheelhouse(cache: Path) -> Path:
     for old in cache.glob("wheels-*"):
         shutil.rmtree(old, ignore_errors=True)
     say("building the wheelhouse for the image (host pip)")
-    pip = cache / "pip-env"
-    if not (pip / "bin" / "pip").exists():
-        run([sys.executable, "-m", "venv", str(pip)], 120)
-    run(
-        [str(pip / "bin" / "pip"), "wheel", "-q", "-w", str(wheels), str(REPO), "setuptools>=68", "wheel"],
-        900,
-    )
+    pip = tools(cache) / "pip"
+    run([str(pip), "wheel", "-q", "-w", str(wheels), str(REPO), "setuptools>=68", "wheel"], 900)
     for built in wheels.glob("inferswarm-*.whl"):
         built.unlink()
     (wheels / ".complete").touch()
@@ -416,8 +417,9 @@ def start(engine: Engine, env: dict[str, str], args: argparse.Namespace) -> str:
         if not wait_http(url, 60):
             raise Failed(f"{url} did not answer within 60 s")
     run(engine.compose_cmd("up", "-d", "--no-deps", "master", "worker"), 300, env=env)
-    masters = [name for name, service in containers(engine).items() if service == "master"]
-    workers = [name for name, service in containers(engine).items() if service == "worker"]
+    running = containers(engine)
+    masters = [name for name, service in running.items() if service == "master"]
+    workers = [name for name, service in running.items() if service == "worker"]
     if len(masters) != 1 or len(workers) != args.workers:
         raise Failed(f"expected 1 master and {args.workers} workers, the engine has {masters} and {workers}")
     say(f"stack up: target, agent, {masters[0]}, {len(workers)} worker(s)")
